@@ -1,0 +1,1 @@
+"""modelyard: route each request to the cheapest model in your stack that is good enough."""

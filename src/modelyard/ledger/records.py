@@ -1,0 +1,88 @@
+"""The billing record: one per provider attempt, with the decision that caused it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+AttemptStatus = Literal["ok", "error", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One provider attempt. Written durably before the caller's response finishes.
+
+    `cost_usd` comes from the usage the provider reported (or, for a stream cut
+    short, from what was streamed), priced by the model card's pricing.
+    `reasons` is the decision's explanation (ranked candidates, rejections),
+    JSON-serialisable. Secrets never appear here.
+    """
+
+    id: str
+    request_id: str
+    decision_id: str
+    policy: str
+    model_id: str
+    deployment: str
+    upstream_model: str
+    attempt: int
+    started_at: datetime
+    latency_ms: float
+    status: AttemptStatus
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    ttft_ms: float | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    streamed: bool = False
+    caller: str | None = None
+    scorer_version: str | None = None
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Spend and calls for one group (model, day, or both) in a usage report."""
+
+    model_id: str | None
+    day: date | None
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+class LedgerStore(Protocol):
+    """Where call records go. Implementations: in-memory, SQLite, PostgreSQL."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, record: CallRecord) -> None:
+        """Persist `record` durably (committed) before returning."""
+        ...
+
+    async def records(
+        self, *, request_id: str | None = None, limit: int = 1000
+    ) -> Sequence[CallRecord]:
+        """Records, oldest first, optionally only those of one request."""
+        ...
+
+    async def usage(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: Sequence[Literal["model", "day"]] = ("model", "day"),
+    ) -> Sequence[UsageRow]:
+        """Spend and calls grouped by model and/or UTC day, within [since, until)."""
+        ...

@@ -1,0 +1,87 @@
+"""The one boundary where HTTP-level failures become modelyard errors.
+
+Adapters call `raise_for_upstream_status` on every response and wrap their I/O in
+`translate_transport_errors`; each adapter only supplies how to read its API's
+error message out of a body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from modelyard.errors import (
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOverloadedError,
+    ProviderRateLimitError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    UpstreamRequestError,
+)
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait, from `retry-after-ms` (OpenAI), `retry-after` seconds or HTTP-date."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    headers: httpx.Headers | None = None,
+    overloaded: bool = False,
+) -> ProviderError:
+    """Map an upstream HTTP status (and body hint) to the error class the executor acts on."""
+    text = f"{provider}: {message}" if provider else message
+    kw = {"provider": provider, "upstream_status": status}
+    if status == 429:
+        retry_after = parse_retry_after(headers) if headers is not None else None
+        return ProviderRateLimitError(text, retry_after=retry_after, **kw)  # type: ignore[arg-type]
+    if status == 529 or overloaded:
+        return ProviderOverloadedError(text, **kw)  # type: ignore[arg-type]
+    if status in (401, 403):
+        return ProviderAuthError(text, **kw)  # type: ignore[arg-type]
+    if status in (408,):
+        return ProviderTimeoutError(text, **kw)  # type: ignore[arg-type]
+    if 400 <= status < 500:
+        return UpstreamRequestError(message, upstream_status=status, provider=provider)
+    return ProviderServerError(text, **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def translate_transport_errors(provider: str) -> Iterator[None]:
+    """Turn httpx's transport exceptions into retryable provider errors, keeping the cause."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(
+            f"{provider}: upstream timed out ({type(exc).__name__})", provider=provider
+        ) from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        raise ProviderConnectionError(
+            f"{provider}: connection broke mid-response ({type(exc).__name__})", provider=provider
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ProviderConnectionError(
+            f"{provider}: could not reach upstream ({type(exc).__name__})", provider=provider
+        ) from exc
