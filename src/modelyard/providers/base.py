@@ -49,6 +49,4 @@ class ChatProvider(Protocol):
 class AdapterFactory(Protocol):
     """How the registry builds an adapter: a class whose constructor takes these."""
 
-    def __call__(
-        self, settings: DeploymentSettings, client: httpx.AsyncClient
-    ) -> ChatProvider: ...
+    def __call__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> ChatProvider: ...

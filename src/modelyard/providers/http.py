@@ -53,19 +53,20 @@ def error_for_status(
 ) -> ProviderError:
     """Map an upstream HTTP status (and body hint) to the error class the executor acts on."""
     text = f"{provider}: {message}" if provider else message
-    kw = {"provider": provider, "upstream_status": status}
     if status == 429:
         retry_after = parse_retry_after(headers) if headers is not None else None
-        return ProviderRateLimitError(text, retry_after=retry_after, **kw)  # type: ignore[arg-type]
+        return ProviderRateLimitError(
+            text, retry_after=retry_after, provider=provider, upstream_status=status
+        )
     if status == 529 or overloaded:
-        return ProviderOverloadedError(text, **kw)  # type: ignore[arg-type]
+        return ProviderOverloadedError(text, provider=provider, upstream_status=status)
     if status in (401, 403):
-        return ProviderAuthError(text, **kw)  # type: ignore[arg-type]
+        return ProviderAuthError(text, provider=provider, upstream_status=status)
     if status in (408,):
-        return ProviderTimeoutError(text, **kw)  # type: ignore[arg-type]
+        return ProviderTimeoutError(text, provider=provider, upstream_status=status)
     if 400 <= status < 500:
         return UpstreamRequestError(message, upstream_status=status, provider=provider)
-    return ProviderServerError(text, **kw)  # type: ignore[arg-type]
+    return ProviderServerError(text, provider=provider, upstream_status=status)
 
 
 @contextmanager

@@ -1,0 +1,76 @@
+"""From a config file (or the built-in stack) to a running Engine or ASGI app.
+
+`load_stack()` is what `modelyard serve`, the other CLI commands and the tests
+call, so they all build the same Engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+
+from modelyard.catalog.catalog import Catalog, build_catalog
+from modelyard.catalog.defaults import DEFAULT_SOURCE, default_config
+from modelyard.config import Config, load
+from modelyard.engine import Engine, build_engine
+from modelyard.ledger import ledger_url_from_env, open_ledger
+from modelyard.ledger.records import LedgerStore
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# Connection pooling limits for the one shared upstream client: enough for a busy
+# gateway replica, bounded so a stuck upstream cannot exhaust file descriptors.
+UPSTREAM_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+
+
+@dataclass
+class Stack:
+    """A loaded configuration plus the environment it will run in."""
+
+    config: Config
+    source: str
+    env: Mapping[str, str] = field(repr=False)
+    catalog: Catalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = build_catalog(self.config, self.env, self.source)
+
+    @property
+    def ledger_url(self) -> str:
+        return ledger_url_from_env(self.config.ledger_url, self.env)
+
+    @property
+    def ledger_url_display(self) -> str:
+        """The ledger URL without any password, for start-up output."""
+        return (
+            httpx.URL(self.ledger_url).copy_with(password=None).__str__()
+            if "@" in (self.ledger_url)
+            else self.ledger_url
+        )
+
+    def build_engine(self, ledger: LedgerStore, client: httpx.AsyncClient | None = None) -> Engine:
+        return build_engine(
+            self.config, env=self.env, ledger=ledger, client=client, source=self.source
+        )
+
+    def create_app(self, ledger: LedgerStore | None = None) -> FastAPI:
+        """The gateway app; it opens the ledger and closes the HTTP client on shutdown."""
+        from modelyard.server.app import create_app
+
+        ledger = ledger or open_ledger(self.ledger_url)
+        client = httpx.AsyncClient(limits=UPSTREAM_LIMITS)
+        engine = self.build_engine(ledger, client)
+        return create_app(
+            engine, on_startup=[ledger.open], on_shutdown=[client.aclose, ledger.close]
+        )
+
+
+def load_stack(path: str | None, local: Sequence[str], env: Mapping[str, str]) -> Stack:
+    """The config at `path`, or the built-in stack with `local` endpoints added."""
+    if path is None:
+        return Stack(default_config(local), DEFAULT_SOURCE, env)
+    return Stack(load(path), path, env)

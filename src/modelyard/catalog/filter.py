@@ -1,0 +1,70 @@
+"""The capability filter: pure, and it says why it dropped each model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from modelyard.catalog.cards import ModelCard
+from modelyard.catalog.catalog import Catalog
+from modelyard.catalog.tokens import scale_for_family
+from modelyard.types import Requirements
+
+# When a request states no output cap, reserve this much of the window for the answer.
+DEFAULT_OUTPUT_RESERVE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FilterResult:
+    """Models that qualify, and for every other one the reason it does not."""
+
+    kept: tuple[ModelCard, ...]
+    rejected: tuple[tuple[str, str], ...]
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        return dict(self.rejected)
+
+
+def output_reserve(card: ModelCard, req: Requirements) -> int:
+    """Output tokens to plan for: the caller's cap, else a modest default."""
+    return req.max_output_tokens or min(DEFAULT_OUTPUT_RESERVE, card.max_output_tokens)
+
+
+def unmet(card: ModelCard, req: Requirements) -> str | None:
+    """Why `card` cannot serve `req` on capability grounds, or None if it can."""
+    missing = req.capabilities - card.capabilities
+    if missing:
+        return "lacks " + ", ".join(sorted(c.value for c in missing))
+    if req.data_class not in card.data_classes:
+        where = "a public deployment" if not card.deployment.private else "its card"
+        return f"data class '{req.data_class.value}' not allowed on {where}"
+    prompt = scale_for_family(req.prompt_tokens, card.family)
+    if req.max_output_tokens is not None and req.max_output_tokens > card.max_output_tokens:
+        return f"max_tokens {req.max_output_tokens} exceeds its max output {card.max_output_tokens}"
+    if not card.fits(prompt, output_reserve(card, req)):
+        return (
+            f"context window {card.context_window} < ~{prompt} prompt + "
+            f"{output_reserve(card, req)} output tokens"
+        )
+    return None
+
+
+def filter_candidates(
+    cards: Iterable[ModelCard], req: Requirements, catalog: Catalog
+) -> FilterResult:
+    """Keep the cards that meet `req` and are available; give every other a reason."""
+    kept: list[ModelCard] = []
+    rejected: list[tuple[str, str]] = []
+    for card in cards:
+        reason = unmet(card, req)
+        if reason is None and not catalog.is_available(card):
+            reason = (
+                f"deployment '{card.deployment.name}' disabled: "
+                + catalog.unavailable[card.deployment.name]
+            )
+        if reason is None:
+            kept.append(card)
+        else:
+            rejected.append((card.id, reason))
+    return FilterResult(tuple(kept), tuple(rejected))

@@ -1,0 +1,170 @@
+"""`modelyard` command line: serve | models | route explain | usage.
+
+Every command builds the same Engine the server uses (`modelyard.app_factory`).
+Async work runs under `anyio.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.app_factory import Stack, load_stack
+from modelyard.errors import ModelyardError
+from modelyard.ledger import ledger_url_from_env, open_ledger
+from modelyard.types import ChatRequest, Message
+
+app = typer.Typer(help="modelyard: route each request to the cheapest model that is good enough.")
+route_app = typer.Typer(help="Inspect routing decisions without calling a model.")
+app.add_typer(route_app, name="route")
+console = Console()
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML config; default: the built-in stack.")
+]
+LocalOpt = Annotated[
+    list[str] | None,
+    typer.Option("--local", help="Local OpenAI-compatible endpoint, URL=MODEL[,MODEL...]."),
+]
+
+
+def _stack(config: str | None, local: list[str] | None) -> Stack:
+    try:
+        return load_stack(config, local or (), dict(os.environ))
+    except ModelyardError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+def _print_providers(stack: Stack) -> None:
+    catalog = stack.catalog
+    deployments = sorted({c.deployment.name for c in catalog.cards.values()})
+    for name in deployments:
+        if name in catalog.unavailable:
+            console.print(f"  [yellow]disabled[/yellow] {name}: {catalog.unavailable[name]}")
+        else:
+            console.print(f"  [green]enabled[/green]  {name}")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    local: LocalOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 4000).")] = None,
+) -> None:
+    """Run the OpenAI-compatible gateway."""
+    import uvicorn
+
+    stack = _stack(config, local)
+    console.print(f"modelyard: {stack.source}; ledger {stack.ledger_url_display}")
+    _print_providers(stack)
+    if not any(stack.catalog.is_available(c) for c in stack.catalog.cards.values()):
+        console.print("  no provider enabled: chat calls will get 503 until a key is set")
+    bind_host = host or stack.config.server.host
+    bind_port = port or stack.config.server.port
+    uvicorn.run(stack.create_app(), host=bind_host, port=bind_port, log_level="info")
+
+
+@app.command()
+def models(config: ConfigOpt = None, local: LocalOpt = None) -> None:
+    """List the catalog: prices (and where they come from), capabilities, availability."""
+    stack = _stack(config, local)
+    table = Table(title=f"catalog ({stack.source})")
+    for col in (
+        "model",
+        "deployment",
+        "enabled",
+        "$/Mtok in",
+        "out",
+        "cached",
+        "price source",
+        "context",
+        "capabilities",
+    ):
+        table.add_column(col)
+    for card in stack.catalog.cards.values():
+        table.add_row(
+            card.id,
+            card.deployment.name,
+            "yes" if stack.catalog.is_available(card) else "no",
+            str(card.prices.input),
+            str(card.prices.output),
+            str(card.prices.cached_input),
+            card.prices.source,
+            f"{card.context_window:,}",
+            ",".join(sorted(c.value for c in card.capabilities)),
+        )
+    console.print(table)
+
+
+@route_app.command("explain")
+def route_explain(
+    prompt: Annotated[str, typer.Argument(help="The user message to route.")],
+    model: Annotated[str, typer.Option(help="auto, a policy, an alias or a model id.")] = "auto",
+    task: Annotated[str | None, typer.Option(help="Task hint, e.g. code.")] = None,
+    config: ConfigOpt = None,
+    local: LocalOpt = None,
+) -> None:
+    """Show the decision for a prompt: ranked candidates, rejections and reasons."""
+    stack = _stack(config, local)
+    engine = stack.build_engine(open_ledger(None))
+    hints = {"task": task} if task else {}
+    request = ChatRequest(
+        model=model, messages=[Message(role="user", content=prompt)], modelyard=hints
+    )
+    try:
+        decision = engine.route(request)
+    except ModelyardError as exc:
+        console.print(f"[red]{type(exc).__name__}[/red] ({exc.http_status}): {exc.message}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(decision.explain()))
+
+
+@app.command()
+def usage(
+    days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
+    by: Annotated[str, typer.Option(help="model, day, or model,day")] = "model,day",
+    database: Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")] = None,
+) -> None:
+    """Spend and calls from the ledger, by model and by day."""
+    groups = tuple(g.strip() for g in by.split(",") if g.strip())
+    if not groups or any(g not in ("model", "day") for g in groups):
+        console.print("[red]error:[/red] --by takes model, day, or model,day")
+        raise typer.Exit(2)
+    url = database or ledger_url_from_env()
+    rows = anyio.run(_usage_rows, url, days, groups)
+    table = Table(title=f"usage, last {days} days")
+    for col in ("day", "model", "calls", "errors", "tokens in", "tokens out", "cost $"):
+        table.add_column(col)
+    total = sum((r.cost_usd for r in rows), start=rows[0].cost_usd * 0) if rows else 0
+    for r in rows:
+        table.add_row(
+            str(r.day or "-"),
+            r.model_id or "-",
+            str(r.calls),
+            str(r.errors),
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            str(r.cost_usd),
+        )
+    console.print(table)
+    console.print(f"total: ${total}")
+
+
+async def _usage_rows(url: str, days: int, groups: tuple[str, ...]) -> list:  # type: ignore[type-arg]
+    ledger = open_ledger(url)
+    await ledger.open()
+    try:
+        since = datetime.now(UTC) - timedelta(days=days)
+        by: tuple[Literal["model", "day"], ...] = tuple(g for g in groups if g in ("model", "day"))  # type: ignore[misc]
+        return list(await ledger.usage(since=since, by=by))
+    finally:
+        await ledger.close()

@@ -1,0 +1,199 @@
+"""The YAML configuration: strict models, loaded and cross-checked at start-up.
+
+Every problem fails `load()` with one `ConfigError` that names the file, the path
+inside it and what is wrong, e.g.::
+
+    stack.yaml: aliases.cheap: refers to model 'gpt-9', which is not declared
+    (declared: gpt-5-mini, claude-haiku-4-5)
+
+Secrets never live here: a deployment names the *environment variable* that
+holds its key (`api_key_env`), and the loader refuses anything that looks like a
+key pasted into the file.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from modelyard.errors import ConfigError
+from modelyard.types import Capability, DataClass
+
+_KEY_LIKE = re.compile(r"^(sk-|sk_|xai-|gsk_|AIza)[A-Za-z0-9_\-]{12,}")
+
+
+def _to_price(value: Any) -> Decimal:
+    """Prices are exact decimals; YAML floats are read through their text form."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"a price must be a number of dollars per million tokens, got {value!r}")
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"a price must be a finite, non-negative number, got {value!r}")
+    return price
+
+
+Price = Annotated[Decimal, BeforeValidator(_to_price)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentConfig(_Strict):
+    """Where a model is served."""
+
+    adapter: str
+    base_url: str
+    api_key_env: str | None = None
+    region: str | None = None
+    private: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=600.0, gt=0)
+    price_provider: str | None = None
+
+
+class PriceConfig(_Strict):
+    input: Price
+    output: Price
+    cached_input: Price | None = None
+
+
+class LatencyConfig(_Strict):
+    ttft_ms: float = Field(default=800.0, ge=0)
+    output_tokens_per_s: float = Field(default=60.0, gt=0)
+
+
+class QualityConfig(_Strict):
+    default: float = Field(default=0.5, ge=0, le=1)
+    tasks: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    """A model card as written in YAML; the key of the `models` mapping is its id."""
+
+    deployment: str
+    upstream: str | None = None
+    family: str = "openai"
+    capabilities: list[Capability] = Field(default_factory=lambda: [Capability.TEXT])
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    prices: PriceConfig | None = None
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    data_classes: list[DataClass] | None = None
+
+
+class PolicyConfig(BaseModel):
+    """`type` picks a registered policy; the other keys are that policy's settings,
+    validated strictly by the policy's own settings model at load."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, gt=0, lt=65536)
+
+
+class Config(_Strict):
+    """A whole modelyard configuration."""
+
+    deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+    default_policy: str = "auto"
+    ledger_url: str | None = None
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def parse(data: Any, source: str) -> Config:
+    """Validate already-parsed YAML data; `source` names the file in errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_format_loc(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+    cross_check(config, source)
+    return config
+
+
+def load(path: str | Path) -> Config:
+    """Read, validate and cross-check the YAML file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse(data, str(path))
+
+
+def cross_check(config: Config, source: str) -> None:
+    """Resolve every reference; the first dangling one raises."""
+    from modelyard.plugins import adapter_names, validate_policy_settings
+
+    models = sorted(config.models)
+    for name, dep in config.deployments.items():
+        if dep.adapter not in adapter_names():
+            raise ConfigError(
+                f"{source}: deployments.{name}.adapter: unknown adapter '{dep.adapter}' "
+                f"(known: {', '.join(sorted(adapter_names()))})"
+            )
+        for header, value in dep.headers.items():
+            if _KEY_LIKE.match(value) or header.lower() in ("authorization", "x-api-key"):
+                raise ConfigError(
+                    f"{source}: deployments.{name}.headers.{header}: secrets do not belong in "
+                    "config; name the environment variable in api_key_env instead"
+                )
+    for model_id, card in config.models.items():
+        if card.deployment not in config.deployments:
+            raise ConfigError(
+                f"{source}: models.{model_id}.deployment: refers to deployment "
+                f"'{card.deployment}', which is not declared "
+                f"(declared: {', '.join(sorted(config.deployments)) or 'none'})"
+            )
+    for alias, target in config.aliases.items():
+        if alias in config.models:
+            raise ConfigError(f"{source}: aliases.{alias}: shadows a model with the same id")
+        if target not in config.models:
+            raise ConfigError(
+                f"{source}: aliases.{alias}: refers to model '{target}', which is not declared "
+                f"(declared: {', '.join(models) or 'none'})"
+            )
+    for name, policy in config.policies.items():
+        settings = policy.model_extra or {}
+        validate_policy_settings(policy.type, settings, f"{source}: policies.{name}")
+        fixed = settings.get("model")
+        if isinstance(fixed, str) and fixed not in config.models and fixed not in config.aliases:
+            raise ConfigError(
+                f"{source}: policies.{name}.model: refers to model '{fixed}', which is not "
+                f"declared (declared: {', '.join(models) or 'none'})"
+            )
+    if config.default_policy not in config.policies:
+        raise ConfigError(
+            f"{source}: default_policy: '{config.default_policy}' is not a declared policy "
+            f"(declared: {', '.join(sorted(config.policies)) or 'none'})"
+        )

@@ -1,0 +1,118 @@
+"""The Engine: the one path every request takes, whatever front door it came in by.
+
+    request → Router.plan() (pure) → Executor (provider I/O, fallback) → ledger
+
+The HTTP server, the CLI and (later) the evaluation harness all build an Engine
+with `build_engine()` and differ only in the edges they inject: providers, ledger,
+clock, ids and rng.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from modelyard import plugins
+from modelyard.catalog.catalog import Catalog, build_catalog
+from modelyard.config import Config
+from modelyard.executor import CallContext, Executor, LiveStream, Outcome
+from modelyard.ledger.records import LedgerStore
+from modelyard.providers.base import ChatProvider, DeploymentSettings
+from modelyard.routing.plan import Decision
+from modelyard.routing.policies import FixedPolicy, Policy
+from modelyard.routing.router import Router
+from modelyard.routing.scorers import PriorScorer, Scorer
+from modelyard.types import ChatRequest
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Engine:
+    """Routes and executes chat requests; every attempt lands in `ledger`."""
+
+    catalog: Catalog
+    router: Router
+    executor: Executor
+    ledger: LedgerStore
+    rng: random.Random
+    ids: Callable[[], str] = new_id
+
+    def route(self, request: ChatRequest) -> Decision:
+        """Dry run: the decision and its reasons, without calling any model."""
+        return self.router.plan(request, self.rng)
+
+    async def complete(
+        self, request: ChatRequest, *, request_id: str | None = None, caller: str | None = None
+    ) -> tuple[Decision, Outcome]:
+        decision = self.route(request)
+        ctx = CallContext(request_id or self.ids(), caller or request.user)
+        return decision, await self.executor.complete(decision, request, ctx)
+
+    async def stream(
+        self, request: ChatRequest, *, request_id: str | None = None, caller: str | None = None
+    ) -> LiveStream:
+        decision = self.route(request)
+        ctx = CallContext(request_id or self.ids(), caller or request.user)
+        return await self.executor.stream(decision, request, ctx)
+
+
+def build_policies(config: Config) -> dict[str, Policy]:
+    """Instantiate each configured policy from its registered class and settings."""
+    policies: dict[str, Policy] = {}
+    for name, pc in config.policies.items():
+        cls = plugins.load(plugins.POLICIES, pc.type)
+        settings = plugins.validate_policy_settings(pc.type, pc.model_extra or {}, name)
+        if isinstance(settings, FixedPolicy.Settings) and settings.model in config.aliases:
+            settings = settings.model_copy(update={"model": config.aliases[settings.model]})
+        policies[name] = cls(settings)
+    return policies
+
+
+def build_providers(
+    catalog: Catalog, config: Config, env: Mapping[str, str], client: httpx.AsyncClient
+) -> dict[str, ChatProvider]:
+    """One adapter per enabled deployment, sharing one HTTP client. Keys are read here
+    from the environment and handed to the adapter only."""
+    providers: dict[str, ChatProvider] = {}
+    for name, dep in config.deployments.items():
+        if name in catalog.unavailable:
+            continue
+        factory = plugins.load(plugins.ADAPTERS, dep.adapter)
+        settings = DeploymentSettings(
+            name=name,
+            base_url=dep.base_url,
+            api_key=env.get(dep.api_key_env) if dep.api_key_env else None,
+            extra_headers=dict(dep.headers),
+            timeout_s=dep.timeout_s,
+        )
+        providers[name] = factory(settings, client)
+    return providers
+
+
+def build_engine(
+    config: Config,
+    *,
+    env: Mapping[str, str],
+    ledger: LedgerStore,
+    client: httpx.AsyncClient | None = None,
+    providers: Mapping[str, ChatProvider] | None = None,
+    scorer: Scorer | None = None,
+    rng: random.Random | None = None,
+    ids: Callable[[], str] = new_id,
+    source: str = "config",
+) -> Engine:
+    """Assemble an Engine. Pass `providers` to replace the wire adapters (replay,
+    fault injection); otherwise adapters are built over `client`."""
+    catalog = build_catalog(config, env, source)
+    if providers is None:
+        providers = build_providers(catalog, config, env, client or httpx.AsyncClient())
+    router = Router(catalog, build_policies(config), config.default_policy, scorer or PriorScorer())
+    executor = Executor(providers, ledger, ids=ids)
+    return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)

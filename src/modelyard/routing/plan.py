@@ -1,0 +1,105 @@
+"""Decisions: what the router decided for one request, and why.
+
+A `Decision` is data. The executor interprets it; the ledger stores its
+`explain()` next to every attempt; `/v1/route` returns it without calling a model.
+Plan kinds: `single` (one model, no fallback) and `fallback` (an ordered list of
+qualified models, tried in turn on retryable failures). Cascade and council plans
+are later kinds of the same value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from modelyard.catalog.cards import ModelCard
+from modelyard.types import Requirements
+
+PlanKind = Literal["single", "fallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A scorer's prediction for one model on one request."""
+
+    quality: float
+    expected_cost_usd: Decimal
+    expected_latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model that passed the filter, with its score."""
+
+    card: ModelCard
+    score: Score
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCandidate:
+    """A candidate in the decision's order, with the reason for its place."""
+
+    card: ModelCard
+    score: Score
+    rank: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A model that was not considered, and why."""
+
+    model_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The router's answer: ordered candidates (first = primary), and everything dropped."""
+
+    id: str
+    policy: str
+    kind: PlanKind
+    candidates: tuple[RankedCandidate, ...]
+    rejected: tuple[Rejection, ...]
+    requirements: Requirements
+    scorer_version: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def primary(self) -> RankedCandidate:
+        return self.candidates[0]
+
+    def explain(self) -> dict[str, Any]:
+        """JSON-ready reasons: returned by /v1/route and stored on every ledger record."""
+        req = self.requirements
+        return {
+            "decision_id": self.id,
+            "policy": self.policy,
+            "kind": self.kind,
+            "scorer": self.scorer_version,
+            "requirements": {
+                "capabilities": sorted(c.value for c in req.capabilities),
+                "prompt_tokens": req.prompt_tokens,
+                "max_output_tokens": req.max_output_tokens,
+                "data_class": req.data_class.value,
+                "max_cost_usd": None if req.max_cost_usd is None else str(req.max_cost_usd),
+                "max_latency_ms": req.max_latency_ms,
+                "task": req.task,
+            },
+            "candidates": [
+                {
+                    "rank": c.rank,
+                    "model": c.card.id,
+                    "deployment": c.card.deployment.name,
+                    "quality": round(c.score.quality, 4),
+                    "expected_cost_usd": f"{c.score.expected_cost_usd:.9f}",
+                    "expected_latency_ms": round(c.score.expected_latency_ms, 1),
+                    "reason": c.reason,
+                }
+                for c in self.candidates
+            ],
+            "rejected": [{"model": r.model_id, "reason": r.reason} for r in self.rejected],
+            "notes": list(self.notes),
+        }

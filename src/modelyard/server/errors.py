@@ -1,0 +1,62 @@
+"""Every error leaves the server as OpenAI-style JSON with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from modelyard.errors import InvalidRequestError, ModelyardError
+
+log = logging.getLogger("modelyard.server")
+
+
+def _error(
+    status: int, message: str, type_: str, code: str | None, param: str | None = None
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+def describe_validation(errors: list[Any]) -> tuple[str, str | None]:
+    """One readable sentence from pydantic's error list, and the first bad field."""
+    parts: list[str] = []
+    first: str | None = None
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        where = ".".join(loc)
+        if err.get("type") == "json_invalid":
+            detail = err.get("ctx", {}).get("error", "")
+            return f"request body is not valid JSON: {detail}".rstrip(": "), None
+        if err.get("type") == "missing" and not loc:
+            return "request body is missing: send a JSON object", None
+        first = first or where or None
+        parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts[:5]), first
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map modelyard errors, validation errors and stray HTTP errors to OpenAI JSON."""
+
+    @app.exception_handler(ModelyardError)
+    async def _modelyard(_: Request, exc: ModelyardError) -> JSONResponse:
+        return JSONResponse(exc.to_openai(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = describe_validation(list(exc.errors()))
+        return JSONResponse(InvalidRequestError(message, param=param).to_openai(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error(exc.status_code, str(exc.detail), type_, None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal error in modelyard (see server log)", "server_error", None)

@@ -1,0 +1,163 @@
+"""Thin HTTP routes: parse, hand to the Engine, render. No routing logic lives here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from modelyard.engine import Engine
+from modelyard.errors import InvalidRequestError, ModelyardError
+from modelyard.executor import LiveStream
+from modelyard.routing.requirements import hints_from_headers
+from modelyard.server.wire import ChunkRenderer, completion_json
+from modelyard.types import ChatRequest
+
+router = APIRouter()
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _with_header_hints(body: ChatRequest, headers: Mapping[str, str]) -> ChatRequest:
+    try:
+        hints = hints_from_headers(headers, body.modelyard)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise InvalidRequestError(
+            f"invalid x-modelyard-{str(err['loc'][0]).replace('_', '-')} header: {err['msg']}"
+        ) from None
+    return body.model_copy(update={"modelyard": hints})
+
+
+def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any) -> dict[str, str]:
+    headers = {
+        "x-modelyard-model": model,
+        "x-modelyard-decision": decision_id,
+        "x-request-id": request_id,
+    }
+    if failed:
+        headers["x-modelyard-failed-attempts"] = ",".join(
+            f"{f.model_id}:{type(f.error).__name__}" for f in failed
+        )
+    return headers
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
+    """OpenAI chat completions; `model` may be auto, a policy, an alias or a model id."""
+    engine = _engine(request)
+    chat = _with_header_hints(body, request.headers)
+    request_id = request.headers.get("x-request-id") or engine.ids()
+    if chat.stream:
+        live = await engine.stream(chat, request_id=request_id)
+        return _sse_response(live, chat, request_id)
+    decision, outcome = await engine.complete(chat, request_id=request_id)
+    payload = completion_json(
+        outcome.completion,
+        model=outcome.card.id,
+        created=int(time.time()),
+        decision_id=decision.id,
+        cost_usd=outcome.cost_usd,
+        failed=outcome.failed,
+    )
+    headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
+    headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
+    return JSONResponse(payload, headers=headers)
+
+
+def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> StreamingResponse:
+    include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+    renderer = ChunkRenderer(
+        stream_id=f"chatcmpl-{request_id}",
+        model=live.card.id,
+        created=int(time.time()),
+        include_usage=include_usage,
+    )
+    headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
+    headers["cache-control"] = "no-cache"
+    return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
+
+
+async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
+    """Chunks as SSE; a failure after content ends the stream with an error event."""
+    try:
+        async for chunk in live:
+            cost = live.card.prices.cost(chunk.usage) if chunk.usage else None
+            for event in renderer.events(chunk, cost):
+                yield event
+    except ModelyardError as exc:
+        body = exc.to_openai()
+        body["error"]["message"] = f"stream interrupted after partial output: {exc.message}"
+        yield renderer.error(body)
+        return
+    yield renderer.done()
+
+
+@router.post("/v1/route")
+async def route(body: ChatRequest, request: Request) -> dict[str, Any]:
+    """Dry run: the decision and its reasons, or the error the request would get."""
+    engine = _engine(request)
+    chat = _with_header_hints(body, request.headers)
+    try:
+        decision = engine.route(chat)
+    except ModelyardError as exc:
+        if exc.http_status == 404:
+            raise
+        return {"outcome": "error", "status": exc.http_status, **exc.to_openai()}
+    return {"outcome": "routed", "decision": decision.explain()}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The catalog in OpenAI's list format, with modelyard's card facts attached."""
+    engine = _engine(request)
+    catalog = engine.catalog
+    data: list[dict[str, Any]] = []
+    for card in catalog.cards.values():
+        data.append(
+            {
+                "id": card.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": card.deployment.name,
+                "modelyard": {
+                    "available": catalog.is_available(card),
+                    "unavailable_reason": catalog.unavailable.get(card.deployment.name),
+                    "capabilities": sorted(c.value for c in card.capabilities),
+                    "context_window": card.context_window,
+                    "max_output_tokens": card.max_output_tokens,
+                    "prices_per_mtok": {
+                        "input": str(card.prices.input),
+                        "output": str(card.prices.output),
+                        "cached_input": str(card.prices.cached_input),
+                        "source": card.prices.source,
+                    },
+                },
+            }
+        )
+    for name in (*engine.router.policies, *catalog.aliases):
+        data.append({"id": name, "object": "model", "created": 0, "owned_by": "modelyard"})
+    return {"object": "list", "data": data}
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    catalog = _engine(request).catalog
+    deployments = {c.deployment.name for c in catalog.cards.values()}
+    return {
+        "status": "ok",
+        "providers": {
+            name: {
+                "enabled": name not in catalog.unavailable,
+                "reason": catalog.unavailable.get(name),
+            }
+            for name in sorted(deployments)
+        },
+    }
