@@ -1,0 +1,149 @@
+"""An in-memory `LedgerStore`, for tests and offline evaluation.
+
+It is the reference for the SQL store's semantics: records are normalised the
+way a database round trip would normalise them (cost to the nano-dollar, time
+to UTC, `reasons` through JSON), so code tested against this store sees what
+it would see against SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Literal
+
+from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
+from modelyard.ledger.records import CallRecord, UsageRow
+
+GroupBy = Sequence[Literal["model", "day"]]
+
+
+def check_group_by(by: GroupBy) -> tuple[bool, bool]:
+    """`(by_model, by_day)` for a usage report's `by`; anything else is refused."""
+    unknown = set(by) - {"model", "day"}
+    if unknown:
+        raise ValueError(f"usage can be grouped by 'model' and/or 'day', not {sorted(unknown)}")
+    return "model" in by, "day" in by
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """Refuse naive window bounds, as records with naive timestamps are refused."""
+    if since is not None:
+        as_utc(since, "since")
+    if until is not None:
+        as_utc(until, "until")
+
+
+def check_limit(limit: int) -> None:
+    """A negative limit is a bug in the caller, not a request for everything."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+
+
+def record_order(record: CallRecord) -> tuple[datetime, int, str]:
+    """Oldest first; attempts of one request that start together stay in attempt order."""
+    return (record.started_at, record.attempt, record.id)
+
+
+def usage_order(row: UsageRow) -> tuple[str, date]:
+    """Usage rows by model, then day (code-point order, the same on every backend)."""
+    return (row.model_id or "", row.day or date.min)
+
+
+def normalise(record: CallRecord) -> CallRecord:
+    """`record` as it reads back from storage: UTC, whole nano-dollars, JSON `reasons`."""
+    return dataclasses.replace(
+        record,
+        started_at=as_utc(record.started_at, "started_at"),
+        cost_usd=nanousd_to_usd(usd_to_nanousd(record.cost_usd)),
+        # Through JSON, like the SQL column: unserialisable reasons fail here too,
+        # and the stored copy shares no mutable state with the caller's dict.
+        reasons=json.loads(json.dumps(record.reasons)),
+    )
+
+
+class InMemoryLedger:
+    """A `LedgerStore` that keeps records in a dict; lost when the process exits."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, CallRecord] = {}
+        self._open = False
+
+    async def open(self) -> None:
+        """Mark the store open (there is nothing to connect to or migrate)."""
+        self._open = True
+
+    async def close(self) -> None:
+        """Mark the store closed; records are kept, as a database file keeps them."""
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeError("ledger is not open: call open() first")
+
+    async def write(self, record: CallRecord) -> None:
+        """Keep a normalised copy of `record`; a second record with the same id is refused."""
+        self._check_open()
+        stored = normalise(record)
+        if stored.id in self._records:
+            raise ValueError(f"call record {stored.id!r} was already written")
+        self._records[stored.id] = stored
+
+    async def records(
+        self, *, request_id: str | None = None, limit: int = 1000
+    ) -> Sequence[CallRecord]:
+        """The oldest `limit` records, oldest first, optionally only one request's."""
+        self._check_open()
+        check_limit(limit)
+        selected = (
+            r for r in self._records.values() if request_id is None or r.request_id == request_id
+        )
+        return sorted(selected, key=record_order)[:limit]
+
+    async def usage(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: GroupBy = ("model", "day"),
+    ) -> Sequence[UsageRow]:
+        """Calls, errors, tokens and exact cost per model and/or UTC day, in [since, until)."""
+        self._check_open()
+        by_model, by_day = check_group_by(by)
+        check_window(since, until)
+        in_window = (
+            r
+            for r in self._records.values()
+            if (since is None or r.started_at >= since) and (until is None or r.started_at < until)
+        )
+        return _aggregate(in_window, by_model=by_model, by_day=by_day)
+
+
+def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -> list[UsageRow]:
+    """Group and sum; cost is summed in integer nano-dollars, as the SQL store does."""
+    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd]
+    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 5)
+    for r in records:
+        key = (r.model_id if by_model else None, r.started_at.date() if by_day else None)
+        t = totals[key]
+        t[0] += 1
+        t[1] += r.status != "ok"
+        t[2] += r.input_tokens
+        t[3] += r.output_tokens
+        t[4] += usd_to_nanousd(r.cost_usd)
+    rows = [
+        UsageRow(
+            model_id=model_id,
+            day=day,
+            calls=calls,
+            errors=errors,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=nanousd_to_usd(nanos),
+        )
+        for (model_id, day), (calls, errors, input_tokens, output_tokens, nanos) in totals.items()
+    ]
+    return sorted(rows, key=usage_order)

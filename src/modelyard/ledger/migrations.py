@@ -1,0 +1,181 @@
+"""The ledger's storage format, and the ordered, named migrations that build it.
+
+In the style of simonw/llm: `MIGRATIONS` is a list of `(name, function)` applied
+in order. Each applied name is recorded in `_modelyard_migrations` with the time
+it was applied, so re-opening a database applies only what is new. A migration
+is never edited or reordered once released; a change is a new migration at the
+end. Everything is SQLAlchemy Core, so one definition serves SQLite and
+PostgreSQL.
+
+Also here, because they *are* the storage format: money as an exact integer
+count of nano-dollars, and timestamps as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.types import TypeDecorator
+
+NANOS_PER_USD: Final = Decimal(10) ** 9
+MIGRATIONS_TABLE: Final = "_modelyard_migrations"
+
+
+def usd_to_nanousd(cost: Decimal) -> int:
+    """A dollar amount as an exact integer count of nano-dollars.
+
+    Every price quoted to $0.001 per million tokens costs a whole number of
+    nano-dollars per token, so this is exact for real costs. A cost with more
+    digits (a computed discount, say) is rounded half-even to the nano-dollar:
+    banker's rounding does not bias sums of many rounded costs either way.
+    """
+    if not cost.is_finite():
+        raise ValueError(f"cost must be a finite amount, got {cost}")
+    return int((cost * NANOS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def nanousd_to_usd(nanos: int) -> Decimal:
+    """Nano-dollars back to an exact `Decimal` dollar amount (nine decimal places)."""
+    return Decimal(int(nanos)).scaleb(-9)
+
+
+def as_utc(value: datetime, what: str = "timestamp") -> datetime:
+    """`value` converted to UTC; a naive datetime is refused, never guessed at.
+
+    Guessing (local time? UTC?) would silently move calls between billing days.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    PostgreSQL keeps the instant (`timestamptz`) but returns it in the session's
+    time zone; SQLite has no time zone and keeps the wall-clock text. Binding
+    UTC (naive on SQLite) and re-attaching UTC on the way out makes both the same,
+    and keeps SQLite's fixed-width text ordering equal to time ordering.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = as_utc(value)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value)!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _call_records_v1(metadata: MetaData) -> Table:
+    """`call_records` as migration 1 creates it: one column per `CallRecord` field."""
+    return Table(
+        "call_records",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("request_id", Text, nullable=False, index=True),
+        Column("decision_id", Text, nullable=False, index=True),
+        Column("policy", Text, nullable=False),
+        Column("model_id", Text, nullable=False),
+        Column("deployment", Text, nullable=False),
+        Column("upstream_model", Text, nullable=False),
+        Column("attempt", Integer, nullable=False),
+        Column("started_at", UTCDateTime, nullable=False),
+        Column("latency_ms", Float, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cached_input_tokens", BigInteger, nullable=False),
+        # Exact money: integer nano-dollars sum exactly in SQL on both dialects.
+        Column("cost_nanousd", BigInteger, nullable=False),
+        Column("ttft_ms", Float, nullable=True),
+        Column("error_class", Text, nullable=True),
+        Column("error_message", Text, nullable=True),
+        Column("streamed", Boolean, nullable=False),
+        Column("caller", Text, nullable=True),
+        Column("scorer_version", Text, nullable=True),
+        Column("reasons", JSON, nullable=False),
+        # The usage report filters on time, and often on model within a window.
+        Index("ix_call_records_started_at", "started_at"),
+        Index("ix_call_records_model_id_started_at", "model_id", "started_at"),
+    )
+
+
+# The table the stores query: the current shape. It equals migration 1's shape
+# until a later migration alters the table; then define the new shape here and
+# leave `_call_records_v1` frozen, because old databases replay it.
+metadata = MetaData()
+call_records = _call_records_v1(metadata)
+
+migrations_table = Table(
+    MIGRATIONS_TABLE,
+    MetaData(),
+    Column("name", Text, primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+def m001_call_records(conn: Connection) -> None:
+    """Create `call_records` and its indexes."""
+    # A private MetaData, so this migration keeps creating the v1 shape forever.
+    _call_records_v1(MetaData()).create(conn)
+
+
+Migration = tuple[str, Callable[[Connection], None]]
+
+MIGRATIONS: list[Migration] = [
+    ("m001_call_records", m001_call_records),
+]
+
+
+def apply_migrations(conn: Connection) -> list[str]:
+    """Apply every migration not yet recorded, in order; return the names applied now.
+
+    Run inside one transaction, so a failed migration leaves nothing half-done
+    (PostgreSQL and, with the store's explicit BEGIN, SQLite both have
+    transactional DDL). The caller makes concurrent openers wait their turn.
+    """
+    migrations_table.create(conn, checkfirst=True)
+    applied = set(conn.scalars(select(migrations_table.c.name)))
+    names = [name for name, _ in MIGRATIONS]
+    if len(set(names)) != len(names):
+        raise RuntimeError("migration names must be unique")
+    done: list[str] = []
+    for name, migrate in MIGRATIONS:
+        if name in applied:
+            continue
+        migrate(conn)
+        conn.execute(insert(migrations_table).values(name=name, applied_at=datetime.now(UTC)))
+        done.append(name)
+    return done

@@ -1,0 +1,290 @@
+"""`SqlLedger`: the ledger in SQLite (aiosqlite) or PostgreSQL (psycopg 3), async.
+
+Aggregation happens in SQL, money is summed as integer nano-dollars, and the
+semantics match `InMemoryLedger` exactly (that store is the reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import (
+    Connection,
+    Date,
+    case,
+    cast,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from modelyard.errors import ConfigError
+from modelyard.ledger.memory import (
+    GroupBy,
+    check_group_by,
+    check_limit,
+    check_window,
+    normalise,
+    usage_order,
+)
+from modelyard.ledger.migrations import (
+    apply_migrations,
+    call_records,
+    migrations_table,
+    nanousd_to_usd,
+    usd_to_nanousd,
+)
+from modelyard.ledger.records import CallRecord, UsageRow
+
+# User-facing scheme -> the async driver this store runs on.
+_DRIVERS: Final = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg_async",
+}
+# Lower-case identifiers only: the name goes unquoted into a libpq option string.
+_SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# One fixed key, so two processes opening one database migrate one at a time.
+_MIGRATION_LOCK_KEY: Final = 0x6D6F_6465_6C79_6172  # b"modelyar"
+_SQLITE_BEGIN_OPTION: Final = "modelyard_sqlite_begin"
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # `from None`: the parser's message may quote the URL, password and all.
+        raise ConfigError("the ledger database URL could not be parsed") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"unsupported ledger database {parsed.drivername!r}: "
+            "use sqlite:///path or postgresql://user@host/db"
+        )
+    return parsed.set(drivername=driver)
+
+
+def normalize_url(url: str) -> str:
+    """`url` with the async driver this store uses: `sqlite:///p` -> `sqlite+aiosqlite:///p`,
+    `postgresql://…` / `postgres://…` -> `postgresql+psycopg://…`. Other schemes or
+    drivers raise `ConfigError`."""
+    return _parse(url).render_as_string(hide_password=False)
+
+
+class SqlLedger:
+    """A `LedgerStore` in SQLite or PostgreSQL, through a SQLAlchemy async engine.
+
+    `schema` (PostgreSQL only) puts the tables in an existing schema by setting
+    the connection's `search_path`. `open()` applies pending migrations.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, busy_timeout_ms: int = 5000) -> None:
+        self._url = _parse(url)
+        self._dialect = self._url.get_backend_name()
+        if schema is not None:
+            if self._dialect != "postgresql":
+                raise ConfigError("a ledger schema can only be set for PostgreSQL")
+            if not _SCHEMA_NAME.fullmatch(schema):
+                raise ConfigError(f"ledger schema must be a lower-case identifier, got {schema!r}")
+        self._schema = schema
+        self._busy_timeout_ms = busy_timeout_ms
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def url(self) -> str:
+        """The normalised URL with any password masked (safe to log)."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The open engine (for diagnostics and tests)."""
+        if self._engine is None:
+            raise RuntimeError("ledger is not open: call open() first")
+        return self._engine
+
+    async def open(self) -> None:
+        """Create the engine and apply pending migrations; a second call does nothing."""
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            await self._migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+
+    async def close(self) -> None:
+        """Close every pooled connection; the store can be opened again."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+    def _create_engine(self) -> AsyncEngine:
+        if self._dialect == "sqlite":
+            database = self._url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self._url)
+            _configure_sqlite(engine, self._busy_timeout_ms)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if self._schema is not None:
+            connect_args["options"] = f"-csearch_path={self._schema}"
+        # Pre-ping: a long-running server outlives PostgreSQL restarts.
+        return create_async_engine(self._url, connect_args=connect_args, pool_pre_ping=True)
+
+    async def _migrate(self, engine: AsyncEngine) -> None:
+        async with engine.connect() as conn:
+            # BEGIN IMMEDIATE takes SQLite's write lock up front, so concurrent
+            # openers queue on the busy timeout instead of deadlocking mid-way.
+            conn = await conn.execution_options(**{_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with conn.begin():
+                if self._dialect == "postgresql":
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                await conn.run_sync(apply_migrations)
+
+    async def applied_migrations(self) -> list[tuple[str, datetime]]:
+        """Names of the applied migrations with when each was applied, in that order."""
+        stmt = select(migrations_table.c.name, migrations_table.c.applied_at).order_by(
+            migrations_table.c.applied_at, migrations_table.c.name
+        )
+        async with self.engine.connect() as conn:
+            return [(name, at) for name, at in await conn.execute(stmt)]
+
+    async def write(self, record: CallRecord) -> None:
+        """Insert `record` and commit before returning; a duplicate id raises `ValueError`."""
+        row = _to_row(record)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(call_records).values(**row))
+        except IntegrityError:
+            # The only constraint a well-typed record can break is the primary key.
+            raise ValueError(f"call record {record.id!r} was already written") from None
+
+    async def records(
+        self, *, request_id: str | None = None, limit: int = 1000
+    ) -> Sequence[CallRecord]:
+        """The oldest `limit` records, oldest first, optionally only one request's."""
+        check_limit(limit)
+        c = call_records.c
+        # Byte order for the id tie-break, as Python sorts; PostgreSQL's default
+        # collation may not be.
+        id_order = c.id.collate("C") if self._dialect == "postgresql" else c.id
+        stmt = select(call_records).order_by(c.started_at, c.attempt, id_order).limit(limit)
+        if request_id is not None:
+            stmt = stmt.where(c.request_id == request_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_from_row(row) for row in rows]
+
+    async def usage(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: GroupBy = ("model", "day"),
+    ) -> Sequence[UsageRow]:
+        """Calls, errors, tokens and exact cost per model and/or UTC day, in [since, until).
+
+        Aggregated in SQL; days are UTC days whatever the session's time zone.
+        """
+        by_model, by_day = check_group_by(by)
+        check_window(since, until)
+        c = call_records.c
+        keys: list[ColumnElement[Any]] = []
+        if by_model:
+            keys.append(c.model_id)
+        if by_day:
+            keys.append(self._utc_day())
+        stmt = select(
+            (c.model_id if by_model else literal_column("NULL")).label("model_id"),
+            (self._utc_day() if by_day else literal_column("NULL")).label("day"),
+            func.count().label("calls"),
+            func.coalesce(func.sum(case((c.status != "ok", 1), else_=0)), 0).label("errors"),
+            func.coalesce(func.sum(c.input_tokens), 0).label("input_tokens"),
+            func.coalesce(func.sum(c.output_tokens), 0).label("output_tokens"),
+            func.coalesce(func.sum(c.cost_nanousd), 0).label("cost_nanousd"),
+        ).group_by(*keys)
+        if since is not None:
+            stmt = stmt.where(c.started_at >= since)
+        if until is not None:
+            stmt = stmt.where(c.started_at < until)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return sorted((_usage_row(row) for row in rows if row["calls"]), key=usage_order)
+
+    def _utc_day(self) -> ColumnElement[Any]:
+        started_at = call_records.c.started_at
+        if self._dialect == "postgresql":
+            # timezone('UTC', timestamptz) is the UTC wall clock, independent of the
+            # session's TimeZone (date_trunc would use it). A literal, not a bound
+            # parameter, so the SELECT and GROUP BY expressions render identically.
+            return cast(func.timezone(literal_column("'UTC'"), started_at), Date)
+        # SQLite stores UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'; date() takes its day.
+        return type_coerce(func.date(started_at), Date)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """Per-connection pragmas, and SQLAlchemy (not sqlite3) emitting BEGIN."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the sqlite3 driver's own implicit BEGIN, which skips DDL: with it,
+        # a failed migration would leave half its tables behind.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer. NORMAL is durable against a crash
+        # of this process; only a power loss can drop the last commits.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Writers wait for each other instead of failing with "database is locked".
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "BEGIN"))
+
+
+def _to_row(record: CallRecord) -> dict[str, Any]:
+    stored = normalise(record)
+    row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
+    row["cost_nanousd"] = usd_to_nanousd(row.pop("cost_usd"))
+    return row
+
+
+def _from_row(row: Any) -> CallRecord:
+    values = {f.name: row[f.name] for f in dataclasses.fields(CallRecord) if f.name != "cost_usd"}
+    return CallRecord(**values, cost_usd=nanousd_to_usd(row["cost_nanousd"]))
+
+
+def _usage_row(row: Any) -> UsageRow:
+    # int(): PostgreSQL's sum(bigint) is numeric (a Decimal), SQLite's an int.
+    return UsageRow(
+        model_id=row["model_id"],
+        day=row["day"],
+        calls=int(row["calls"]),
+        errors=int(row["errors"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cost_usd=nanousd_to_usd(int(row["cost_nanousd"])),
+    )
