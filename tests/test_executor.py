@@ -1,0 +1,210 @@
+"""The executor: fallback on retryable failures only, one ledger record per attempt,
+stream failover before the first content, honest billing of partial streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import anyio
+import pytest
+
+from modelyard.engine import Engine
+from modelyard.errors import (
+    AllAttemptsFailedError,
+    ProviderOverloadedError,
+    ProviderRateLimitError,
+    ProviderServerError,
+    UpstreamRequestError,
+)
+from modelyard.ledger import InMemoryLedger
+from modelyard.providers.function import FunctionProvider
+from modelyard.types import ChatRequest, Chunk, Completion, Usage
+
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+def request(model: str = "auto", **extra: object) -> ChatRequest:
+    return ChatRequest.model_validate(
+        {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+    )
+
+
+def failing(exc: Exception) -> FunctionProvider:
+    async def complete(req: ChatRequest, upstream: str) -> Completion:
+        raise exc
+
+    return FunctionProvider(complete)
+
+
+async def test_success_writes_one_ok_record_with_cost(
+    engine: Engine, ledger: InMemoryLedger
+) -> None:
+    decision, outcome = await engine.complete(request("cheap"), request_id="r1")
+    records = await ledger.records(request_id="r1")
+    assert len(records) == 1
+    rec = records[0]
+    assert (rec.status, rec.model_id, rec.deployment, rec.attempt) == ("ok", "small", "cheapco", 1)
+    assert rec.decision_id == decision.id
+    # 100 in * 0.10 + 20 out * 0.40 per million
+    assert rec.cost_usd == outcome.cost_usd == Decimal("0.000018")
+    assert rec.reasons["candidates"][0]["model"] == "small"
+    assert rec.scorer_version == "priors-v1"
+
+
+async def test_retryable_failure_falls_back_down_the_ranked_list(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = failing(ProviderOverloadedError("bigco: overloaded", provider="bigco"))
+    engine.executor.providers = providers
+    decision, outcome = await engine.complete(request("best", tools=TOOLS), request_id="r2")
+    assert [c.card.id for c in decision.candidates] == ["frontier", "vision-mid"]
+    assert outcome.card.id == "vision-mid"
+    assert [f.model_id for f in outcome.failed] == ["frontier"]
+    records = await ledger.records(request_id="r2")
+    assert [(r.model_id, r.status, r.attempt) for r in records] == [
+        ("frontier", "error", 1),
+        ("vision-mid", "ok", 2),
+    ]
+    assert records[0].error_class == "ProviderOverloadedError"
+    assert records[0].cost_usd == 0
+
+
+async def test_callers_own_4xx_is_returned_without_fallback(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    bad = UpstreamRequestError("temperature too high", upstream_status=422, provider="bigco")
+    providers["bigco"] = failing(bad)
+    with pytest.raises(UpstreamRequestError) as info:
+        await engine.complete(request("best", tools=TOOLS), request_id="r3")
+    assert info.value.http_status == 422
+    assert len(providers["cheapco"].calls) == 0
+    assert [r.status for r in await ledger.records(request_id="r3")] == ["error"]
+
+
+async def test_every_candidate_failing_is_503_listing_what_was_tried(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = failing(ProviderServerError("bigco: 500", provider="bigco"))
+    providers["cheapco"] = failing(ProviderRateLimitError("cheapco: 429", retry_after=2.0))
+    with pytest.raises(AllAttemptsFailedError) as info:
+        await engine.complete(request("best", tools=TOOLS), request_id="r4")
+    assert info.value.status_code == 503
+    assert "frontier: bigco: 500" in info.value.message
+    assert "vision-mid: cheapco: 429" in info.value.message
+    assert info.value.group is not None
+    assert len(info.value.group.exceptions) == 2
+    assert len(await ledger.records(request_id="r4")) == 2
+
+
+async def test_single_candidate_failure_keeps_its_own_status(
+    engine: Engine, providers: dict[str, FunctionProvider]
+) -> None:
+    providers["cheapco"] = failing(ProviderRateLimitError("cheapco: slow down", retry_after=1.0))
+    with pytest.raises(ProviderRateLimitError) as info:
+        await engine.complete(request("cheap"))
+    assert info.value.http_status == 429
+
+
+async def test_attempts_are_bounded(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    for name in providers:
+        providers[name] = failing(ProviderServerError(f"{name}: down", provider=name))
+    engine.executor.max_attempts = 2
+    with pytest.raises(AllAttemptsFailedError):
+        await engine.complete(request("cheapest"), request_id="r5")
+    assert len(await ledger.records(request_id="r5")) == 2
+
+
+def scripted_stream(
+    chunks: list[Chunk], fail_after: int | None = None, exc: Exception | None = None
+):  # type: ignore[no-untyped-def]
+    async def stream(req: ChatRequest, upstream: str) -> AsyncIterator[Chunk]:
+        for i, chunk in enumerate(chunks):
+            if fail_after is not None and i == fail_after:
+                assert exc is not None
+                raise exc
+            yield chunk
+
+    async def never(req: ChatRequest, upstream: str) -> Completion:
+        raise AssertionError("not used")
+
+    return FunctionProvider(never, stream)
+
+
+async def test_stream_fails_over_before_first_content(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = scripted_stream(
+        [Chunk(content="never")], fail_after=0, exc=ProviderOverloadedError("bigco: overloaded")
+    )
+    live = await engine.stream(request("best", tools=TOOLS, stream=True), request_id="s1")
+    assert live.card.id == "vision-mid"
+    text = "".join([c.content or "" async for c in live])
+    assert text == "ok from vision-mid"
+    records = await ledger.records(request_id="s1")
+    assert [(r.model_id, r.status) for r in records] == [
+        ("frontier", "error"),
+        ("vision-mid", "ok"),
+    ]
+    assert records[1].streamed
+    assert records[1].ttft_ms is not None
+    assert records[1].output_tokens == 20  # from the usage chunk
+
+
+async def test_failure_after_content_ends_stream_and_bills_partial(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = scripted_stream(
+        [Chunk(content="The answer is"), Chunk(content=" forty"), Chunk(content=" two")],
+        fail_after=2,
+        exc=ProviderServerError("bigco: connection reset"),
+    )
+    live = await engine.stream(request("best", tools=TOOLS, stream=True), request_id="s2")
+    seen: list[str] = []
+    with pytest.raises(ProviderServerError):
+        async for chunk in live:
+            seen.append(chunk.content or "")
+    assert seen == ["The answer is", " forty"]
+    records = await ledger.records(request_id="s2")
+    assert len(records) == 1, "no silent switch to another model mid-answer"
+    assert records[0].status == "error"
+    assert records[0].output_tokens == 4  # "The answer is forty" by cl100k
+    assert records[0].cost_usd > 0
+
+
+async def test_cancelled_stream_still_writes_its_record(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    async def slow(req: ChatRequest, upstream: str) -> AsyncIterator[Chunk]:
+        yield Chunk(content="partial")
+        await anyio.sleep(10)
+        yield Chunk(content="never")
+
+    async def never(req: ChatRequest, upstream: str) -> Completion:
+        raise AssertionError
+
+    providers["cheapco"] = FunctionProvider(never, slow)
+    live = await engine.stream(request("cheap", stream=True), request_id="s3")
+    with anyio.move_on_after(0.2):
+        async for _ in live:
+            pass
+    records = await ledger.records(request_id="s3")
+    assert [r.status for r in records] == ["cancelled"]
+    assert records[0].output_tokens == 1
+
+
+async def test_usage_reported_by_provider_is_what_gets_billed(
+    providers: dict[str, FunctionProvider], engine: Engine, ledger: InMemoryLedger
+) -> None:
+    from tests.stack import echo_completion
+
+    providers["cheapco"] = FunctionProvider(
+        echo_completion(usage=Usage(input_tokens=1000, output_tokens=500, cached_input_tokens=600))
+    )
+    _, outcome = await engine.complete(request("vision-mid"), request_id="u1")
+    # 400 * 1.00 + 600 * 0.25 + 500 * 4.00 = 2550 per million
+    assert outcome.cost_usd == Decimal("0.00255")
+    (rec,) = await ledger.records(request_id="u1")
+    assert (rec.input_tokens, rec.cached_input_tokens, rec.output_tokens) == (1000, 600, 500)
