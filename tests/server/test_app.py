@@ -126,7 +126,8 @@ async def test_tool_calls_are_rendered(
             "unknown model 'gpt-9'",
         ),
         (
-            b'{"messages": [{"role": "user", "content": "x"}], "modelyard": {"data_class": "secret"}}',
+            b'{"messages": [{"role": "user", "content": "x"}],'
+            b' "modelyard": {"data_class": "secret"}}',
             400,
             "modelyard.data_class",
         ),
