@@ -1,0 +1,140 @@
+"""The Anthropic Messages API adapter: `POST {base_url}/v1/messages`, JSON or SSE.
+
+The request and response translations live in `anthropic_wire` (pure functions);
+this module only does I/O and sends every failure through the one error boundary
+in `modelyard.providers.http`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from modelyard.errors import ProviderError, ProviderResponseError
+from modelyard.providers.anthropic_wire import (
+    StreamTranslator,
+    build_body,
+    error_message,
+    json_schema_tool,
+    parse_message,
+)
+from modelyard.providers.base import DeploymentSettings
+from modelyard.providers.http import error_for_status, translate_transport_errors
+from modelyard.types import ChatRequest, Chunk, Completion
+
+ANTHROPIC_VERSION = "2023-06-01"
+"""Pinned API version. Newer versions reject `temperature`/`top_p` outright, which
+the OpenAI-shaped requests modelyard accepts routinely carry."""
+
+
+class AnthropicMessagesAdapter:
+    """A `ChatProvider` for one Anthropic Messages deployment (api.anthropic.com or a
+    compatible gateway). `settings.base_url` has no `/v1`, as in Anthropic's SDKs."""
+
+    def __init__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+        self._url = f"{settings.base_url.rstrip('/')}/v1/messages"
+
+    async def complete(self, request: ChatRequest, upstream_model: str) -> Completion:
+        """Send `request` and return the whole answer; raises `ProviderError` subclasses."""
+        body = build_body(request, upstream_model, stream=False)
+        name = self._settings.name
+        with translate_transport_errors(name):
+            response = await self._client.post(
+                self._url, json=body, headers=self._headers(), timeout=self._settings.timeout_s
+            )
+        if response.is_error:
+            raise self._status_error(response)
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ProviderResponseError(
+                f"{name}: response body is not JSON",
+                provider=name,
+                upstream_status=response.status_code,
+            ) from exc
+        return parse_message(payload, json_tool=json_schema_tool(request), provider=name)
+
+    async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[Chunk]:
+        """Stream the answer as `Chunk`s; the last one carries finish reason and usage.
+
+        Raises `ProviderError` subclasses, also mid-stream (an `error` event, a broken
+        connection, or a stream that ends before `message_stop`).
+        """
+        body = build_body(request, upstream_model, stream=True)
+        name = self._settings.name
+        translator = StreamTranslator(json_tool=json_schema_tool(request), provider=name)
+        with translate_transport_errors(name):
+            async with self._client.stream(
+                "POST",
+                self._url,
+                json=body,
+                headers=self._headers(),
+                timeout=self._settings.timeout_s,
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise self._status_error(response)
+                async for event, data in _sse_events(response.aiter_lines()):
+                    if event == "error":
+                        data = self._redact(data)
+                    chunk = translator.feed(event, data)
+                    if chunk is not None:
+                        yield chunk
+                    if translator.finished:
+                        return
+        raise ProviderResponseError(
+            f"{name}: stream ended before message_stop", provider=name, upstream_status=200
+        )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+        if self._settings.api_key:
+            headers["x-api-key"] = self._settings.api_key
+        # Last, so a deployment can add `anthropic-beta` or pin another version.
+        headers.update(self._settings.extra_headers)
+        return headers
+
+    def _status_error(self, response: httpx.Response) -> ProviderError:
+        try:
+            payload: object = response.json()
+        except ValueError:
+            payload = response.text
+        message, kind = error_message(payload)
+        return error_for_status(
+            response.status_code,
+            self._redact(message) or f"HTTP {response.status_code} without an error message",
+            provider=self._settings.name,
+            headers=response.headers,
+            overloaded=kind == "overloaded_error",
+        )
+
+    def _redact(self, text: str) -> str:
+        # Upstream text goes into exception messages and logs; the key must never.
+        key = self._settings.api_key
+        return text.replace(key, "[redacted]") if key else text
+
+
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:
+    """Server-sent events as (event name, data) pairs, per the WHATWG framing rules."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+            continue
+        if line.startswith(":"):
+            continue  # comment / keep-alive
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    if data:
+        # A last event without its blank line; if it was cut short its JSON fails to parse.
+        yield event, "\n".join(data)
