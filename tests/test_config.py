@@ -48,6 +48,12 @@ def test_valid_stack_loads_from_a_file(tmp_path: Path) -> None:
             ["models.small.deployment", "ghost"],
         ),
         (
+            lambda d: d["policies"].update(
+                f={"type": "fixed", "model": "cheap", "fallback": ["x"]}
+            ),
+            ["policies.f.fallback.0", "'x'"],
+        ),
+        (
             lambda d: d["models"]["small"]["prices"].update(input="cheap"),
             ["models.small.prices.input", "not a number"],
         ),
@@ -112,3 +118,21 @@ def test_builtin_default_stack_is_valid_and_adds_local_endpoints() -> None:
 def test_bad_local_endpoint_spec_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="URL=MODEL"):
         default_config(["127.0.0.1:11434"])
+
+
+def test_example_stack_in_the_repository_loads() -> None:
+    from pathlib import Path
+
+    from modelyard.catalog.catalog import build_catalog
+    from modelyard.engine import build_policies
+    from modelyard.routing.policies import FixedPolicy
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "stack.yaml"
+    config = load(path)
+    catalog = build_catalog(config, {"OPENAI_API_KEY": "k"}, str(path))
+    assert catalog.cards["openai/gpt-5-mini"].prices.source == "genai-prices"
+    assert catalog.cards["ollama/llama3.2"].prices.source == "card"
+    assert catalog.unavailable == {"anthropic": "ANTHROPIC_API_KEY is not set"}
+    coder = build_policies(config)["coder"]
+    assert isinstance(coder, FixedPolicy)
+    assert coder.wanted() == ["anthropic/claude-sonnet-4-5", "openai/gpt-5-mini"]

@@ -186,12 +186,15 @@ def cross_check(config: Config, source: str) -> None:
     for name, policy in config.policies.items():
         settings = policy.model_extra or {}
         validate_policy_settings(policy.type, settings, f"{source}: policies.{name}")
-        fixed = settings.get("model")
-        if isinstance(fixed, str) and fixed not in config.models and fixed not in config.aliases:
-            raise ConfigError(
-                f"{source}: policies.{name}.model: refers to model '{fixed}', which is not "
-                f"declared (declared: {', '.join(models) or 'none'})"
-            )
+        named = [("model", settings.get("model"))] + [
+            (f"fallback.{i}", m) for i, m in enumerate(settings.get("fallback") or [])
+        ]
+        for where, model in named:
+            if isinstance(model, str) and model not in config.models | config.aliases:
+                raise ConfigError(
+                    f"{source}: policies.{name}.{where}: refers to model '{model}', which is not "
+                    f"declared (declared: {', '.join(models) or 'none'})"
+                )
     if config.default_policy not in config.policies:
         raise ConfigError(
             f"{source}: default_policy: '{config.default_policy}' is not a declared policy "

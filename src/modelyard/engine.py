@@ -69,8 +69,14 @@ def build_policies(config: Config) -> dict[str, Policy]:
     for name, pc in config.policies.items():
         cls = plugins.load(plugins.POLICIES, pc.type)
         settings = plugins.validate_policy_settings(pc.type, pc.model_extra or {}, name)
-        if isinstance(settings, FixedPolicy.Settings) and settings.model in config.aliases:
-            settings = settings.model_copy(update={"model": config.aliases[settings.model]})
+        if isinstance(settings, FixedPolicy.Settings):
+            resolve = config.aliases.get
+            settings = settings.model_copy(
+                update={
+                    "model": resolve(settings.model, settings.model),
+                    "fallback": [resolve(m, m) for m in settings.fallback],
+                }
+            )
         policies[name] = cls(settings)
     return policies
 
