@@ -34,7 +34,8 @@ from modelyard.errors import (
     UpstreamRequestError,
 )
 from modelyard.providers.anthropic import ANTHROPIC_VERSION, AnthropicMessagesAdapter
-from modelyard.providers.anthropic_wire import DEFAULT_MAX_TOKENS, StreamTranslator
+from modelyard.providers.anthropic_stream import StreamTranslator
+from modelyard.providers.anthropic_wire import DEFAULT_MAX_TOKENS
 from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.types import ChatRequest, Chunk, FunctionCall, ToolCall, ToolCallDelta, Usage
 

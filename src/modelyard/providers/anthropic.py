@@ -1,8 +1,8 @@
 """The Anthropic Messages API adapter: `POST {base_url}/v1/messages`, JSON or SSE.
 
-The request and response translations live in `anthropic_wire` (pure functions);
-this module only does I/O and sends every failure through the one error boundary
-in `modelyard.providers.http`.
+The request and response translations live in `anthropic_wire` and the stream
+translation in `anthropic_stream` (both pure); this module only does I/O and sends
+every failure through the one error boundary in `modelyard.providers.http`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 
 from modelyard.errors import ProviderError, ProviderResponseError
+from modelyard.providers.anthropic_stream import StreamTranslator
 from modelyard.providers.anthropic_wire import (
-    StreamTranslator,
     build_body,
     error_message,
     json_schema_tool,

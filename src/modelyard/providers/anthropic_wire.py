@@ -2,7 +2,8 @@
 
 modelyard speaks the OpenAI chat-completions shape internally; this module turns a
 `ChatRequest` into a `POST /v1/messages` body and turns Anthropic's answer (a
-`message` object, or its server-sent event stream) back into `Completion`/`Chunk`.
+`message` object) back into a `Completion`. The streaming answer is translated in
+`anthropic_stream`, which shares this module's field, usage and finish-reason helpers.
 
 Structured output uses the forced-tool technique, which works on every Claude
 model that supports tools: a `json_schema` response format becomes an extra tool
@@ -19,11 +20,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from modelyard.errors import InvalidRequestError, ProviderError, ProviderResponseError
-from modelyard.providers.http import error_for_status
+from modelyard.errors import InvalidRequestError, ProviderResponseError
 from modelyard.types import (
     ChatRequest,
-    Chunk,
     Completion,
     ContentPart,
     FinishReason,
@@ -34,7 +33,6 @@ from modelyard.types import (
     NamedToolChoice,
     TextPart,
     ToolCall,
-    ToolCallDelta,
     Usage,
 )
 
@@ -59,34 +57,19 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "refusal": "content_filter",
 }
 
-# The HTTP status Anthropic documents for each error type, so an `error` event that
-# arrives mid-stream (after a 200) is classified exactly like the same error as a status.
-_ERROR_STATUS: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
-
 _T = TypeVar("_T")
 
 
-class _Malformed(ValueError):
+class MalformedError(ValueError):
     """An upstream body is not what Anthropic documents; becomes ProviderResponseError."""
 
 
-def _field(obj: Mapping[str, Any], key: str, kind: type[_T]) -> _T:
+def typed_field(obj: Mapping[str, Any], key: str, kind: type[_T]) -> _T:
+    """`obj[key]` if it is a `kind`; raises `MalformedError` otherwise (also when absent)."""
     value = obj.get(key)
     # bool is an int subclass, but `true` is never a token count or an index.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _Malformed(f"`{key}` is not a {kind.__name__}")
+        raise MalformedError(f"`{key}` is not a {kind.__name__}")
     return value
 
 
@@ -326,44 +309,45 @@ def parse_message(body: object, *, json_tool: str | None = None, provider: str =
     """
     try:
         return _parse_message(body, json_tool)
-    except _Malformed as exc:
-        raise _response_error(provider, f"malformed Anthropic message: {exc}") from exc
+    except MalformedError as exc:
+        raise response_error(provider, f"malformed Anthropic message: {exc}") from exc
 
 
 def _parse_message(body: object, json_tool: str | None) -> Completion:
     if not isinstance(body, dict):
-        raise _Malformed("body is not a JSON object")
-    blocks = _field(body, "content", list)
+        raise MalformedError("body is not a JSON object")
+    blocks = typed_field(body, "content", list)
     texts: list[str] = []
     calls: list[ToolCall] = []
     answered = False
     for block in blocks:
         if not isinstance(block, dict):
-            raise _Malformed("a content block is not an object")
+            raise MalformedError("a content block is not an object")
         if block.get("type") == "text":
-            texts.append(_field(block, "text", str))
+            texts.append(typed_field(block, "text", str))
         elif block.get("type") == "tool_use":
-            name, arguments = _field(block, "name", str), _dumps(block.get("input"))
+            name, arguments = typed_field(block, "name", str), _dumps(block.get("input"))
             if name == json_tool:
                 if not answered:
                     texts.append(arguments)
                 answered = True
             else:
                 function = FunctionCall(name=name, arguments=arguments)
-                calls.append(ToolCall(id=_field(block, "id", str), function=function))
+                calls.append(ToolCall(id=typed_field(block, "id", str), function=function))
         # thinking, server-tool and future block types carry nothing the caller asked for.
-    usage = _field(body, "usage", dict)
+    usage = typed_field(body, "usage", dict)
     return Completion(
-        id=_field(body, "id", str),
-        model=_field(body, "model", str),
+        id=typed_field(body, "id", str),
+        model=typed_field(body, "model", str),
         content="".join(texts) if texts or not calls else None,
         tool_calls=tuple(calls),
-        finish_reason=_finish_reason(body.get("stop_reason"), bool(calls)),
-        usage=_usage(usage),
+        finish_reason=finish_reason_from(body.get("stop_reason"), bool(calls)),
+        usage=usage_from(usage),
     )
 
 
-def _finish_reason(stop_reason: object, has_tool_calls: bool) -> FinishReason:
+def finish_reason_from(stop_reason: object, has_tool_calls: bool) -> FinishReason:
+    """modelyard's finish reason for an Anthropic `stop_reason` (unknown ones: `stop`)."""
     if stop_reason == "tool_use" and not has_tool_calls:
         return "stop"  # only the structured-output tool was called: that is the answer
     if isinstance(stop_reason, str):
@@ -371,7 +355,7 @@ def _finish_reason(stop_reason: object, has_tool_calls: bool) -> FinishReason:
     return "stop"
 
 
-def _usage(start: Mapping[str, Any], final: Mapping[str, Any] | None = None) -> Usage:
+def usage_from(start: Mapping[str, Any], final: Mapping[str, Any] | None = None) -> Usage:
     """modelyard usage from Anthropic's; `final` (message_delta, cumulative) wins per field.
 
     Anthropic's `input_tokens` excludes cache reads and writes; modelyard's includes them.
@@ -383,7 +367,7 @@ def _usage(start: Mapping[str, Any], final: Mapping[str, Any] | None = None) -> 
         if value is None:
             return 0
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Malformed(f"usage.{key} is not an integer")
+            raise MalformedError(f"usage.{key} is not an integer")
         return value
 
     cache_read = count("cache_read_input_tokens")
@@ -398,116 +382,15 @@ def _usage(start: Mapping[str, Any], final: Mapping[str, Any] | None = None) -> 
 
 def _dumps(tool_input: object) -> str:
     if not isinstance(tool_input, dict):
-        raise _Malformed("tool_use `input` is not an object")
+        raise MalformedError("tool_use `input` is not an object")
     return json.dumps(tool_input, ensure_ascii=False)
 
 
-def _response_error(provider: str, message: str) -> ProviderResponseError:
+def response_error(provider: str, message: str) -> ProviderResponseError:
+    """The `ProviderResponseError` for an upstream answer that breaks the documented shape."""
     return ProviderResponseError(
         f"{provider}: {message}" if provider else message, provider=provider
     )
-
-
-# --- Stream ---
-
-
-class StreamTranslator:
-    """Turns Anthropic's stream events, one at a time, into `Chunk`s.
-
-    Feed every SSE event in order; `feed` returns a chunk or None (`ping`,
-    `content_block_stop`, thinking blocks and event types added later yield nothing).
-    Tool calls are numbered by their ordinal among the stream's `tool_use` blocks,
-    the OpenAI streaming convention. `json_tool`'s input is streamed as content.
-    An `error` event raises the mapped `ProviderError`; `finished` turns True on
-    `message_stop`, and a stream that ends before that was truncated.
-    """
-
-    def __init__(self, *, json_tool: str | None = None, provider: str = "") -> None:
-        self._json_tool = json_tool
-        self._provider = provider
-        self._blocks: dict[int, tuple[str, int]] = {}  # block index -> (kind, tool ordinal)
-        self._tool_count = 0
-        self._answered = False
-        self._start_usage: dict[str, Any] = {}
-        self._finished = False
-
-    @property
-    def finished(self) -> bool:
-        """Whether `message_stop` has been seen."""
-        return self._finished
-
-    def feed(self, event: str | None, data: str) -> Chunk | None:
-        """Translate one event (`event:` name, raw `data:` JSON); raises on `error` events."""
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise _response_error(self._provider, f"stream event {event!r} is not a JSON object")
-        try:
-            return self._dispatch(payload.get("type") or event, payload)
-        except _Malformed as exc:
-            raise _response_error(self._provider, f"malformed stream event: {exc}") from exc
-
-    def _dispatch(self, kind: object, payload: dict[str, Any]) -> Chunk | None:
-        match kind:
-            case "message_start":
-                self._start_usage = _field(_field(payload, "message", dict), "usage", dict)
-                return None
-            case "content_block_start":
-                return self._block_start(
-                    _field(payload, "index", int), _field(payload, "content_block", dict)
-                )
-            case "content_block_delta":
-                return self._block_delta(
-                    _field(payload, "index", int), _field(payload, "delta", dict)
-                )
-            case "message_delta":
-                stop_reason = _field(payload, "delta", dict).get("stop_reason")
-                return Chunk(
-                    finish_reason=_finish_reason(stop_reason, self._tool_count > 0),
-                    usage=_usage(self._start_usage, _field(payload, "usage", dict)),
-                )
-            case "message_stop":
-                self._finished = True
-                return None
-            case "error":
-                raise stream_error(payload, self._provider)
-            case _:
-                return None
-
-    def _block_start(self, index: int, block: dict[str, Any]) -> Chunk | None:
-        if block.get("type") == "text":
-            self._blocks[index] = ("text", 0)
-            text = block.get("text")
-            return Chunk(content=text) if isinstance(text, str) and text else None
-        if block.get("type") != "tool_use":
-            return None
-        name = _field(block, "name", str)
-        if name == self._json_tool:
-            if not self._answered:  # a second answer would corrupt the first's JSON
-                self._blocks[index] = ("answer", 0)
-            self._answered = True
-            return None
-        ordinal = self._tool_count
-        self._tool_count += 1
-        self._blocks[index] = ("tool", ordinal)
-        delta = ToolCallDelta(index=ordinal, id=_field(block, "id", str), name=name, arguments="")
-        return Chunk(tool_calls=(delta,))
-
-    def _block_delta(self, index: int, delta: dict[str, Any]) -> Chunk | None:
-        kind, ordinal = self._blocks.get(index, ("ignored", 0))
-        if kind == "text" and delta.get("type") == "text_delta":
-            text = _field(delta, "text", str)
-            return Chunk(content=text) if text else None
-        if kind in ("tool", "answer") and delta.get("type") == "input_json_delta":
-            piece = _field(delta, "partial_json", str)
-            if not piece:
-                return None  # Anthropic opens each tool input with an empty delta
-            if kind == "answer":
-                return Chunk(content=piece)
-            return Chunk(tool_calls=(ToolCallDelta(index=ordinal, arguments=piece),))
-        return None
 
 
 # --- Errors ---
@@ -532,15 +415,3 @@ def error_message(body: object) -> tuple[str, str | None]:
         text = body.decode(errors="replace") if isinstance(body, bytes) else body
         return text.strip()[:500], None
     return "", None
-
-
-def stream_error(body: object, provider: str) -> ProviderError:
-    """The `ProviderError` for an `error` event received mid-stream (after a 200)."""
-    message, kind = error_message(body)
-    status = _ERROR_STATUS.get(kind or "", 500)  # unknown types: an upstream fault
-    return error_for_status(
-        status,
-        message or f"stream error {kind or 'without a type'}",
-        provider=provider,
-        overloaded=kind == "overloaded_error",
-    )
