@@ -213,3 +213,26 @@ def test_explain_is_json_ready_and_complete() -> None:
     assert explained["scorer"] == "priors-v1"
     assert [c["rank"] for c in explained["candidates"]] == [1, 2, 3, 4]
     assert explained["requirements"]["capabilities"] == ["text"]
+
+
+def test_unhealthy_deployments_are_skipped_with_their_reason() -> None:
+    router = make_router()
+    decision = router.plan(
+        req(model="best"), random.Random(1), unhealthy={"bigco": "circuit open after 5 failures"}
+    )
+    assert "frontier" not in order(decision)
+    reasons = {r.model_id: r.reason for r in decision.rejected}
+    assert reasons["frontier"] == "deployment 'bigco' skipped: circuit open after 5 failures"
+
+
+def test_every_qualified_model_unhealthy_is_503_with_reasons() -> None:
+    router = make_router()
+    with pytest.raises(
+        ServiceUnavailableError, match="unavailable right now.*cooling down"
+    ) as info:
+        router.plan(
+            req(model="best", tools=[TOOL]),
+            random.Random(1),
+            unhealthy={"bigco": "circuit open", "cheapco": "cooling down after 429 for 2.0s"},
+        )
+    assert info.value.status_code == 503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from modelyard.catalog.cards import ModelCard
@@ -50,19 +50,32 @@ def unmet(card: ModelCard, req: Requirements) -> str | None:
     return None
 
 
+def unavailable_reason(
+    card: ModelCard, catalog: Catalog, unhealthy: Mapping[str, str]
+) -> str | None:
+    """Why `card`'s deployment cannot be used now (no key, open circuit, 429 cool-down)."""
+    name = card.deployment.name
+    if name in catalog.unavailable:
+        return f"deployment '{name}' disabled: {catalog.unavailable[name]}"
+    if name in unhealthy:
+        return f"deployment '{name}' skipped: {unhealthy[name]}"
+    return None
+
+
 def filter_candidates(
-    cards: Iterable[ModelCard], req: Requirements, catalog: Catalog
+    cards: Iterable[ModelCard],
+    req: Requirements,
+    catalog: Catalog,
+    unhealthy: Mapping[str, str] | None = None,
 ) -> FilterResult:
-    """Keep the cards that meet `req` and are available; give every other a reason."""
+    """Keep the cards that meet `req` and are usable now; give every other a reason.
+
+    `unhealthy` is the health snapshot (deployment → reason) taken before planning.
+    """
     kept: list[ModelCard] = []
     rejected: list[tuple[str, str]] = []
     for card in cards:
-        reason = unmet(card, req)
-        if reason is None and not catalog.is_available(card):
-            reason = (
-                f"deployment '{card.deployment.name}' disabled: "
-                + catalog.unavailable[card.deployment.name]
-            )
+        reason = unmet(card, req) or unavailable_reason(card, catalog, unhealthy or {})
         if reason is None:
             kept.append(card)
         else:

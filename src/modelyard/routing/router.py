@@ -68,12 +68,20 @@ class Router:
             param="model",
         )
 
-    def plan(self, request: ChatRequest, rng: random.Random) -> Decision:
-        """Decide which models should answer `request`, in order, and why."""
+    def plan(
+        self,
+        request: ChatRequest,
+        rng: random.Random,
+        unhealthy: Mapping[str, str] | None = None,
+    ) -> Decision:
+        """Decide which models should answer `request`, in order, and why.
+
+        `unhealthy` (deployment → reason) is the health snapshot to plan against.
+        """
         target = self.resolve(request)
         req = infer_requirements(request)
         pool = self._pool(target.policy)
-        filtered = filter_candidates(pool, req, self.catalog)
+        filtered = filter_candidates(pool, req, self.catalog, unhealthy)
         scored = self._score(request, req, filtered.kept)
         within, over = _apply_ceilings(scored, req)
         ctx = PlanContext(target.name, request, req, tuple(within), rng)
@@ -126,6 +134,11 @@ class Router:
                 + " (models that would qualify: "
                 + ", ".join(c.id for c in capable)
                 + ")"
+            )
+        if capable and all(reasons.get(c.id, "").startswith("deployment ") for c in capable):
+            return ServiceUnavailableError(
+                "every qualified model is unavailable right now: "
+                + "; ".join(f"{c.id}: {reasons[c.id]}" for c in capable)
             )
         nobody = sorted(
             cap.value for cap in req.capabilities if not any(cap in c.capabilities for c in pool)
