@@ -228,7 +228,7 @@ def test_unhealthy_deployments_are_skipped_with_their_reason() -> None:
 def test_every_qualified_model_unhealthy_is_503_with_reasons() -> None:
     router = make_router()
     with pytest.raises(
-        ServiceUnavailableError, match="unavailable right now.*cooling down"
+        ServiceUnavailableError, match=r"unavailable right now.*cooling down"
     ) as info:
         router.plan(
             req(model="best", tools=[TOOL]),
