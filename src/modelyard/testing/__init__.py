@@ -1,0 +1,8 @@
+"""Test doubles that speak real provider wire formats over real sockets.
+
+`modelyard.testing.upstream.create_fake_upstream()` is an ASGI app that answers
+both the OpenAI chat-completions API and the Anthropic Messages API with bodies
+built from the official SDKs' own types, records what it received and can be
+scripted to fail. Serve it with uvicorn and point deployments at it to drive
+the real gateway end to end.
+"""

@@ -1,0 +1,215 @@
+"""A fake upstream that speaks OpenAI chat completions and Anthropic Messages.
+
+Serve `create_fake_upstream(state)` with uvicorn and point an `openai` deployment
+at `http://host:port/v1` and an `anthropic` deployment at `http://host:port`::
+
+    state = FakeUpstream(openai_key="sk-test-o", anthropic_key="sk-ant-test-a")
+    app = create_fake_upstream(state)
+    state.script.push("/v1/chat/completions", status=429, headers={"retry-after": "1"})
+    ...
+    assert state.requests[0].body["model"] == "gpt-test"
+
+Requests are checked like the real APIs check them (auth headers, the body
+against the SDKs' request types); answers are built from the SDKs' response
+types. Scripted responses are served, in order, before the default behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from modelyard.testing import upstream_anthropic, upstream_openai
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
+
+Body = dict[str, Any] | list[Any] | str | bytes | None
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received. Secret header values read `[redacted]`;
+    `usage` is the usage object the fake answered with (None for errors and
+    scripted responses)."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    usage: dict[str, Any] | None = None
+    scripted: bool = False
+
+
+@dataclass(frozen=True)
+class ScriptedResponse:
+    """A canned answer. A dict or list `body` is sent as JSON; `chunks` (instead of
+    `body`) are streamed one by one, `chunk_delay_s` apart, e.g. to cut an SSE
+    stream short; `delay_s` waits before answering at all."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Body = None
+    chunks: tuple[str, ...] | None = None
+    delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+
+    async def render(self) -> Response:
+        """The Starlette response for this script entry."""
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.chunks is not None:
+            return StreamingResponse(
+                self._stream(),
+                status_code=self.status,
+                headers=self.headers,
+                media_type=self.headers.get("content-type", "text/event-stream"),
+            )
+        if isinstance(self.body, dict | list):
+            return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+        content = self.body if self.body is not None else b""
+        return Response(content, status_code=self.status, headers=self.headers)
+
+    async def _stream(self) -> AsyncIterator[str]:
+        for chunk in self.chunks or ():
+            yield chunk
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+
+
+class Script:
+    """Queues of scripted responses per path, consumed first-in first-out. Thread-safe:
+    tests push from their thread while the server pops in its own."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[ScriptedResponse]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def push(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        body: Body = None,
+        chunks: list[str] | None = None,
+        delay_s: float = 0.0,
+        chunk_delay_s: float = 0.0,
+    ) -> None:
+        """Answer the next request to `path` with this response instead of the default."""
+        entry = ScriptedResponse(
+            status,
+            dict(headers or {}),
+            body,
+            tuple(chunks) if chunks is not None else None,
+            delay_s,
+            chunk_delay_s,
+        )
+        with self._lock:
+            self._queues[path].append(entry)
+
+    def pop(self, path: str) -> ScriptedResponse | None:
+        """The next scripted response for `path`, or None when its queue is empty."""
+        with self._lock:
+            queue = self._queues.get(path)
+            return queue.popleft() if queue else None
+
+    def pending(self, path: str | None = None) -> int:
+        """How many scripted responses are still queued (for `path`, or in all)."""
+        with self._lock:
+            if path is not None:
+                return len(self._queues.get(path, ()))
+            return sum(len(q) for q in self._queues.values())
+
+    def clear(self) -> None:
+        """Drop every queued response."""
+        with self._lock:
+            self._queues.clear()
+
+
+@dataclass
+class FakeUpstream:
+    """The fake's state: expected keys (None accepts any), scripts, what it received.
+
+    `cached_tokens` is reported as prompt-cache hits on every default answer
+    (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+    """
+
+    openai_key: str | None = None
+    anthropic_key: str | None = None
+    cached_tokens: int = 0
+    script: Script = field(default_factory=Script)
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        """The recorded requests to `path`, oldest first."""
+        return [r for r in list(self.requests) if r.path == path]
+
+    def reset(self) -> None:
+        """Forget recorded requests and queued scripts."""
+        self.requests.clear()
+        self.script.clear()
+
+
+def _safe_headers(headers: Headers) -> dict[str, str]:
+    return {k: "[redacted]" if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
+
+
+Responder = Callable[[FakeUpstream, Headers, Any, RecordedRequest], Response]
+
+
+def _endpoint(
+    state: FakeUpstream, path: str, respond: Responder
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        record = RecordedRequest(path, _safe_headers(request.headers), body)
+        state.requests.append(record)
+        scripted = state.script.pop(path)
+        if scripted is not None:
+            record.scripted = True
+            return await scripted.render()
+        return respond(state, request.headers, body, record)
+
+    return endpoint
+
+
+async def _health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_fake_upstream(state: FakeUpstream | None = None) -> Starlette:
+    """The fake upstream app; its state is `app.state.upstream` (a `FakeUpstream`)."""
+    state = state if state is not None else FakeUpstream()
+    app = Starlette(
+        routes=[
+            Route(
+                OPENAI_PATH,
+                _endpoint(state, OPENAI_PATH, upstream_openai.respond),
+                methods=["POST"],
+            ),
+            Route(
+                ANTHROPIC_PATH,
+                _endpoint(state, ANTHROPIC_PATH, upstream_anthropic.respond),
+                methods=["POST"],
+            ),
+            Route("/health", _health, methods=["GET"]),
+        ]
+    )
+    app.state.upstream = state
+    return app
