@@ -86,7 +86,8 @@ async def test_every_candidate_failing_is_503_listing_what_was_tried(
     engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
 ) -> None:
     providers["bigco"] = failing(ProviderServerError("bigco: 500", provider="bigco"))
-    providers["cheapco"] = failing(ProviderRateLimitError("cheapco: 429", retry_after=2.0))
+    # A Retry-After longer than retry_wait_max_s is not waited out.
+    providers["cheapco"] = failing(ProviderRateLimitError("cheapco: 429", retry_after=30.0))
     with pytest.raises(AllAttemptsFailedError) as info:
         await engine.complete(request("best", tools=TOOLS), request_id="r4")
     assert info.value.status_code == 503
@@ -111,7 +112,9 @@ async def test_attempts_are_bounded(
 ) -> None:
     for name in providers:
         providers[name] = failing(ProviderServerError(f"{name}: down", provider=name))
-    engine.executor.max_attempts = 2
+    from dataclasses import replace
+
+    engine.executor.limits = replace(engine.executor.limits, max_attempts=2)
     with pytest.raises(AllAttemptsFailedError):
         await engine.complete(request("cheapest"), request_id="r5")
     assert len(await ledger.records(request_id="r5")) == 2
@@ -208,3 +211,108 @@ async def test_usage_reported_by_provider_is_what_gets_billed(
     assert outcome.cost_usd == Decimal("0.00255")
     (rec,) = await ledger.records(request_id="u1")
     assert (rec.input_tokens, rec.cached_input_tokens, rec.output_tokens) == (1000, 600, 500)
+
+
+async def test_short_retry_after_on_the_last_candidate_is_waited_out_and_retried(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    answers = iter([ProviderRateLimitError("cheapco: 429", retry_after=0.05), None])
+
+    async def flaky(req: ChatRequest, upstream: str) -> Completion:
+        if (exc := next(answers)) is not None:
+            raise exc
+        return Completion(id="c", model=upstream, content="second time lucky")
+
+    providers["cheapco"] = FunctionProvider(flaky)
+    _, outcome = await engine.complete(request("cheap"), request_id="w1")
+    assert outcome.completion.content == "second time lucky"
+    records = await ledger.records(request_id="w1")
+    assert [(r.model_id, r.status, r.attempt) for r in records] == [
+        ("small", "error", 1),
+        ("small", "ok", 2),
+    ]
+
+
+def slow(delay: float) -> FunctionProvider:
+    async def complete(req: ChatRequest, upstream: str) -> Completion:
+        await anyio.sleep(delay)
+        return Completion(id="c", model=upstream, content="late")
+
+    return FunctionProvider(complete)
+
+
+async def test_attempt_timeout_fails_over_and_is_billed_as_timeout(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    from dataclasses import replace
+
+    engine.executor.limits = replace(engine.executor.limits, attempt_timeout_s=0.05)
+    providers["bigco"] = slow(5)
+    _, outcome = await engine.complete(request("best", tools=TOOLS), request_id="t1")
+    assert outcome.card.id == "vision-mid"
+    first, second = await ledger.records(request_id="t1")
+    assert (first.status, first.error_class) == ("error", "ProviderTimeoutError")
+    assert first.latency_ms < 1000
+    assert second.status == "ok"
+
+
+async def test_request_deadline_bounds_the_whole_walk(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    from dataclasses import replace
+
+    engine.executor.limits = replace(engine.executor.limits, request_timeout_s=0.1)
+    for name in providers:
+        providers[name] = slow(5)
+    with anyio.fail_after(2):
+        with pytest.raises(AllAttemptsFailedError, match="within"):
+            await engine.complete(request("cheapest"), request_id="t2")
+    assert len(await ledger.records(request_id="t2")) == 1
+
+
+async def test_first_token_timeout_fails_a_silent_stream_over(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    from dataclasses import replace
+
+    async def silent(req: ChatRequest, upstream: str) -> AsyncIterator[Chunk]:
+        await anyio.sleep(5)
+        yield Chunk(content="too late")
+
+    async def never(req: ChatRequest, upstream: str) -> Completion:
+        raise AssertionError
+
+    engine.executor.limits = replace(engine.executor.limits, first_token_timeout_s=0.05)
+    providers["bigco"] = FunctionProvider(never, silent)
+    live = await engine.stream(request("best", tools=TOOLS, stream=True), request_id="t3")
+    assert live.card.id == "vision-mid"
+    assert "".join([c.content or "" async for c in live]) == "ok from vision-mid"
+    first = (await ledger.records(request_id="t3"))[0]
+    assert first.error_class == "ProviderTimeoutError"
+
+
+async def test_failures_open_the_breaker_and_the_router_then_skips_it(
+    engine: Engine, providers: dict[str, FunctionProvider]
+) -> None:
+    providers["bigco"] = failing(ProviderServerError("bigco: 500", provider="bigco"))
+    for _ in range(5):  # the default failure threshold
+        await engine.complete(request("best", tools=TOOLS))
+    decision = engine.route(request("best", tools=TOOLS))
+    assert [c.card.id for c in decision.candidates] == ["vision-mid"]
+    reason = {r.model_id: r.reason for r in decision.rejected}["frontier"]
+    assert reason.startswith(
+        "deployment 'bigco' skipped: circuit open after 5 consecutive failures"
+    )
+    calls_before = len(providers["bigco"].calls)
+    await engine.complete(request("best", tools=TOOLS))
+    assert len(providers["bigco"].calls) == calls_before
+
+
+async def test_429_puts_the_deployment_in_cool_down(
+    engine: Engine, providers: dict[str, FunctionProvider]
+) -> None:
+    providers["bigco"] = failing(ProviderRateLimitError("bigco: 429", retry_after=60.0))
+    _, outcome = await engine.complete(request("best", tools=TOOLS))
+    assert outcome.card.id == "vision-mid"
+    reason = {r.model_id: r.reason for r in engine.route(request("best", tools=TOOLS)).rejected}
+    assert "cooling down after 429" in reason["frontier"]

@@ -99,6 +99,25 @@ class PolicyConfig(BaseModel):
     type: str
 
 
+class BreakerConfig(_Strict):
+    """Per-deployment circuit breaker (see `modelyard.health`)."""
+
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=30.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1)
+
+
+class ResilienceConfig(_Strict):
+    """Attempts, timeouts and breakers: how hard the executor tries before giving up."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    attempt_timeout_s: float = Field(default=120.0, gt=0)
+    first_token_timeout_s: float = Field(default=30.0, gt=0)
+    retry_wait_max_s: float = Field(default=2.0, ge=0)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=4000, gt=0, lt=65536)
@@ -114,6 +133,7 @@ class Config(_Strict):
     default_policy: str = "auto"
     ledger_url: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

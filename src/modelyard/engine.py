@@ -19,7 +19,8 @@ import httpx
 from modelyard import plugins
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
-from modelyard.executor import CallContext, Executor, LiveStream, Outcome
+from modelyard.executor import CallContext, Executor, Limits, LiveStream, Outcome
+from modelyard.health import BreakerSettings, HealthState, InProcessHealth
 from modelyard.ledger.records import LedgerStore
 from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.routing.plan import Decision
@@ -45,8 +46,13 @@ class Engine:
     ids: Callable[[], str] = new_id
 
     def route(self, request: ChatRequest) -> Decision:
-        """Dry run: the decision and its reasons, without calling any model."""
-        return self.router.plan(request, self.rng)
+        """Dry run: the decision and its reasons, without calling any model.
+
+        Plans against the current health snapshot, so open circuits and 429
+        cool-downs show up as rejection reasons."""
+        executor = self.executor
+        unhealthy = executor.health.unavailable(executor.monotonic())
+        return self.router.plan(request, self.rng, unhealthy)
 
     async def complete(
         self, request: ChatRequest, *, request_id: str | None = None, caller: str | None = None
@@ -81,6 +87,23 @@ def build_policies(config: Config) -> dict[str, Policy]:
     return policies
 
 
+def build_limits(config: Config) -> Limits:
+    r = config.resilience
+    return Limits(
+        max_attempts=r.max_attempts,
+        request_timeout_s=r.request_timeout_s,
+        attempt_timeout_s=r.attempt_timeout_s,
+        first_token_timeout_s=r.first_token_timeout_s,
+        retry_wait_max_s=r.retry_wait_max_s,
+    )
+
+
+def build_health(config: Config) -> HealthState:
+    """In-process breakers; a shared (Redis) implementation plugs in here later."""
+    b = config.resilience.breaker
+    return InProcessHealth(BreakerSettings(b.failure_threshold, b.cooldown_s, b.half_open_probes))
+
+
 def build_providers(
     catalog: Catalog, config: Config, env: Mapping[str, str], client: httpx.AsyncClient
 ) -> dict[str, ChatProvider]:
@@ -113,6 +136,7 @@ def build_engine(
     rng: random.Random | None = None,
     ids: Callable[[], str] = new_id,
     source: str = "config",
+    health: HealthState | None = None,
 ) -> Engine:
     """Assemble an Engine. Pass `providers` to replace the wire adapters (replay,
     fault injection); otherwise adapters are built over `client`."""
@@ -120,5 +144,11 @@ def build_engine(
     if providers is None:
         providers = build_providers(catalog, config, env, client or httpx.AsyncClient())
     router = Router(catalog, build_policies(config), config.default_policy, scorer or PriorScorer())
-    executor = Executor(providers, ledger, ids=ids)
+    executor = Executor(
+        providers,
+        ledger,
+        ids=ids,
+        health=health or build_health(config),
+        limits=build_limits(config),
+    )
     return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)

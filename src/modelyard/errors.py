@@ -12,6 +12,7 @@ executor reads `retryable`; it never keeps isinstance lists.
     │   ├── ContextLengthError      400  prompt + max_tokens fits no model's window
     │   └── NoQualifiedModelError   400  no model meets the request's requirements
     ├── ModelNotFoundError          404  unknown model / alias / policy name
+    ├── ClientClosedError           499  the caller disconnected; upstream call cancelled
     ├── ServiceUnavailableError     503  nothing can serve (no provider keys, ...)
     │   └── AllAttemptsFailedError  503  every qualified model was tried and failed
     └── ProviderError               502  an upstream call failed
@@ -86,6 +87,14 @@ class NoQualifiedModelError(InvalidRequestError):
     def __init__(self, message: str, *, reasons: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.reasons = reasons or {}
+
+
+class ClientClosedError(ModelyardError):
+    """The caller hung up; its upstream call was cancelled (and still billed)."""
+
+    status_code = 499
+    error_type = "client_closed_request"
+    code = "client_closed_request"
 
 
 class ModelNotFoundError(ModelyardError):

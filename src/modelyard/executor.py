@@ -9,10 +9,12 @@ with an error and the partial attempt is billed for what was streamed.
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import anyio
 
@@ -22,14 +24,18 @@ from modelyard.errors import (
     AllAttemptsFailedError,
     ModelyardError,
     ProviderError,
+    ProviderRateLimitError,
     ProviderResponseError,
+    ProviderTimeoutError,
 )
+from modelyard.health import HealthState, InProcessHealth
 from modelyard.ledger.records import AttemptStatus, CallRecord, LedgerStore
 from modelyard.providers.base import ChatProvider
 from modelyard.routing.plan import Decision, RankedCandidate
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 DEFAULT_MAX_ATTEMPTS = 3
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
@@ -72,6 +78,72 @@ class _Attempt:
     streamed_text: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How hard one request tries (from the config's `resilience` section)."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    request_timeout_s: float = 300.0
+    attempt_timeout_s: float = 120.0
+    first_token_timeout_s: float = 30.0
+    retry_wait_max_s: float = 2.0
+
+
+class _Run:
+    """One request's walk down its decision: attempt count, deadline, skips, retries."""
+
+    def __init__(self, executor: Executor, decision: Decision) -> None:
+        self.ex = executor
+        self.decision = decision
+        self.queue = list(decision.candidates)
+        self.deadline = executor.monotonic() + executor.limits.request_timeout_s
+        self.number = 0
+        self.failed: list[FailedAttempt] = []
+        self.skipped: list[str] = []
+        self.retried: set[str] = set()
+        self.wait_s = 0.0
+
+    def remaining(self) -> float:
+        return self.deadline - self.ex.monotonic()
+
+    async def next(self) -> RankedCandidate | None:
+        """The next candidate to try, or None when attempts, time or candidates run out."""
+        if self.wait_s > 0:
+            await anyio.sleep(self.wait_s)
+            self.wait_s = 0.0
+        while self.queue and self.number < self.ex.limits.max_attempts and self.remaining() > 0:
+            candidate = self.queue.pop(0)
+            deployment = candidate.card.deployment.name
+            if not self.ex.health.acquire(deployment, self.ex.monotonic()):
+                reason = self.ex.health.unavailable(self.ex.monotonic()).get(deployment, "busy")
+                self.skipped.append(f"{candidate.card.id}: skipped ({reason})")
+                continue
+            self.number += 1
+            return candidate
+        return None
+
+    def failed_with(self, candidate: RankedCandidate, exc: ModelyardError) -> None:
+        """Note a retryable failure; wait out a short Retry-After when nothing else is left."""
+        self.failed.append(FailedAttempt(candidate.card.id, exc))
+        retry_after = getattr(exc, "retry_after", None)
+        if (
+            isinstance(exc, ProviderRateLimitError)
+            and not self.queue
+            and candidate.card.id not in self.retried
+            and (retry_after or 0) <= self.ex.limits.retry_wait_max_s
+            and (retry_after or 0) < self.remaining()
+        ):
+            self.retried.add(candidate.card.id)
+            self.wait_s = retry_after or 0.0
+            self.queue.append(candidate)
+
+    def timeout(self, limit_s: float) -> float:
+        return max(0.0, min(limit_s, self.remaining()))
+
+    def exhausted(self) -> ModelyardError:
+        return _exhausted(self.decision, self.failed, self.skipped)
+
+
 class Executor:
     """Runs decisions against providers (keyed by deployment name) and bills each attempt."""
 
@@ -81,65 +153,78 @@ class Executor:
         ledger: LedgerStore,
         *,
         ids: Callable[[], str],
+        health: HealthState | None = None,
+        limits: Limits | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.providers = providers
         self.ledger = ledger
         self.ids = ids
+        self.health: HealthState = health or InProcessHealth()
+        self.limits = limits or Limits()
         self.clock = clock
         self.monotonic = monotonic
-        self.max_attempts = max_attempts
 
     def _start(self, candidate: RankedCandidate, number: int) -> _Attempt:
         return _Attempt(candidate, number, self.clock(), self.monotonic())
 
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers."""
-        failed: list[FailedAttempt] = []
-        for number, candidate in enumerate(decision.candidates[: self.max_attempts], start=1):
-            attempt = self._start(candidate, number)
+        run = _Run(self, decision)
+        while (candidate := await run.next()) is not None:
+            attempt = self._start(candidate, run.number)
             provider = self.providers[candidate.card.deployment.name]
+            limit = run.timeout(self.limits.attempt_timeout_s)
             try:
-                completion = await provider.complete(request, candidate.card.upstream)
+                completion = await _within(
+                    provider.complete(request, candidate.card.upstream), limit, candidate
+                )
             except ModelyardError as exc:
-                await self.bill(decision, ctx, attempt, Usage(), "error", exc)
-                if not exc.retryable:
-                    raise
-                failed.append(FailedAttempt(candidate.card.id, exc))
+                await self._failure(decision, ctx, attempt, exc)
+                run.failed_with(candidate, exc)
                 continue
             except BaseException:
-                await self.bill(decision, ctx, attempt, Usage(), "cancelled", None)
+                await self._cancelled(decision, ctx, attempt)
                 raise
             cost = await self.bill(decision, ctx, attempt, completion.usage, "ok", None)
-            return Outcome(completion, candidate.card, cost, tuple(failed))
-        raise _exhausted(decision, failed)
+            return Outcome(completion, candidate.card, cost, tuple(run.failed))
+        raise run.exhausted()
 
     async def stream(
         self, decision: Decision, request: ChatRequest, ctx: CallContext
     ) -> LiveStream:
         """Open a stream, failing over until some candidate produces its first content."""
-        failed: list[FailedAttempt] = []
-        for number, candidate in enumerate(decision.candidates[: self.max_attempts], start=1):
-            attempt = self._start(candidate, number)
+        run = _Run(self, decision)
+        while (candidate := await run.next()) is not None:
+            attempt = self._start(candidate, run.number)
             provider = self.providers[candidate.card.deployment.name]
             chunks = provider.stream(request, candidate.card.upstream)
+            limit = run.timeout(self.limits.first_token_timeout_s)
             try:
-                head = await self._until_content(chunks, attempt)
+                head = await _within(self._until_content(chunks, attempt), limit, candidate)
             except ModelyardError as exc:
                 await _close(chunks)
-                await self.bill(decision, ctx, attempt, Usage(), "error", exc)
-                if not exc.retryable:
-                    raise
-                failed.append(FailedAttempt(candidate.card.id, exc))
+                await self._failure(decision, ctx, attempt, exc)
+                run.failed_with(candidate, exc)
                 continue
             except BaseException:
                 await _close(chunks)
-                await self.bill(decision, ctx, attempt, Usage(), "cancelled", None)
+                await self._cancelled(decision, ctx, attempt)
                 raise
-            return LiveStream(self, decision, ctx, attempt, head, chunks, tuple(failed))
-        raise _exhausted(decision, failed)
+            return LiveStream(self, decision, ctx, attempt, head, chunks, tuple(run.failed))
+        raise run.exhausted()
+
+    async def _failure(
+        self, decision: Decision, ctx: CallContext, attempt: _Attempt, exc: ModelyardError
+    ) -> None:
+        """Bill a failed attempt; re-raise it at once when it is not worth another try."""
+        await self.bill(decision, ctx, attempt, Usage(), "error", exc)
+        if not exc.retryable:
+            raise exc
+
+    async def _cancelled(self, decision: Decision, ctx: CallContext, attempt: _Attempt) -> None:
+        await self.bill(decision, ctx, attempt, Usage(), "cancelled", None)
 
     async def _until_content(self, chunks: AsyncIterator[Chunk], attempt: _Attempt) -> list[Chunk]:
         """Read chunks until the first with content (or the end); errors here fail over."""
@@ -190,9 +275,21 @@ class Executor:
             scorer_version=decision.scorer_version,
             reasons=decision.explain(),
         )
+        self._report_health(card.deployment.name, status, error)
         with anyio.CancelScope(shield=True):
             await self.ledger.write(record)
         return cost
+
+    def _report_health(
+        self, deployment: str, status: AttemptStatus, error: ModelyardError | None
+    ) -> None:
+        now = self.monotonic()
+        if status == "ok":
+            self.health.record_success(deployment, now)
+        elif error is not None:
+            self.health.record_failure(deployment, error, now)
+        else:
+            self.health.release(deployment)
 
 
 class LiveStream:
@@ -266,11 +363,28 @@ async def _close(chunks: AsyncIterator[Chunk]) -> None:
             await aclose()
 
 
-def _exhausted(decision: Decision, failed: list[FailedAttempt]) -> ModelyardError:
-    """One candidate: its own error. Several: 503 listing what was tried."""
-    if len(failed) == 1 and len(decision.candidates) == 1:
-        return failed[0].error
-    tried = "; ".join(f"{f.model_id}: {f.error.message}" for f in failed)
+async def _within(work: Awaitable[_T], limit_s: float, candidate: RankedCandidate) -> _T:
+    """Await `work` for at most `limit_s`; a timeout becomes a retryable provider error."""
+    with anyio.move_on_after(limit_s):
+        return await work
+    if inspect.iscoroutine(work):
+        work.close()
+    deployment = candidate.card.deployment.name
+    raise ProviderTimeoutError(
+        f"{deployment}: no answer from {candidate.card.id} within {limit_s:.2f}s",
+        provider=deployment,
+    )
+
+
+def _exhausted(
+    decision: Decision, failed: list[FailedAttempt], skipped: list[str] | None = None
+) -> ModelyardError:
+    """One candidate: its own error. Several: 503 listing what was tried and skipped."""
+    if failed and len(decision.candidates) == 1 and not skipped:
+        return failed[-1].error
+    tried = "; ".join([*(f"{f.model_id}: {f.error.message}" for f in failed), *(skipped or [])])
+    if not failed:
+        return AllAttemptsFailedError(f"no qualified model could be tried ({tried})", [])
     errors: list[tuple[str, ProviderError]] = [
         (f.model_id, f.error) for f in failed if isinstance(f.error, ProviderError)
     ]

@@ -58,6 +58,10 @@ class HealthState(Protocol):
 
     def record_failure(self, deployment: str, error: ModelyardError, now: float) -> None: ...
 
+    def release(self, deployment: str) -> None:
+        """An acquired call ended without a verdict (cancelled): free its probe slot."""
+        ...
+
 
 @dataclass
 class _Deployment:
@@ -113,6 +117,10 @@ class InProcessHealth:
             d.probes_out += 1
         return True
 
+    def release(self, deployment: str) -> None:
+        d = self._get(deployment)
+        d.probes_out = max(0, d.probes_out - 1)
+
     def record_success(self, deployment: str, now: float) -> None:
         d = self._get(deployment)
         d.state, d.failures, d.probes_out = "closed", 0, 0
@@ -120,7 +128,11 @@ class InProcessHealth:
     def record_failure(self, deployment: str, error: ModelyardError, now: float) -> None:
         d = self._get(deployment)
         if isinstance(error, ProviderRateLimitError):
-            wait = error.retry_after or self.settings.default_429_cooldown_s
+            wait = (
+                error.retry_after
+                if error.retry_after is not None
+                else self.settings.default_429_cooldown_s
+            )
             d.cooling_until = max(d.cooling_until, now + wait)
             d.probes_out = max(0, d.probes_out - 1)
             return

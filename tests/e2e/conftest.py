@@ -119,6 +119,9 @@ def stack_config(upstream_url: str) -> dict[str, Any]:
             "claude-first": {"type": "fixed", "model": "claude", "fallback": [GPT]},
         },
         "default_policy": "auto",
+        # One gateway serves the whole session: keep one test's scripted failures
+        # from opening a breaker that a later test would trip over.
+        "resilience": {"breaker": {"failure_threshold": 1000}},
     }
 
 

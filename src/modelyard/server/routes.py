@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from modelyard.engine import Engine
-from modelyard.errors import InvalidRequestError, ModelyardError
+from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
 from modelyard.executor import LiveStream
 from modelyard.routing.requirements import hints_from_headers
 from modelyard.server.wire import ChunkRenderer, completion_json
 from modelyard.types import ChatRequest
 
 router = APIRouter()
+_T = TypeVar("_T")
 
 
 def _engine(request: Request) -> Engine:
@@ -58,7 +60,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     if chat.stream:
         live = await engine.stream(chat, request_id=request_id)
         return _sse_response(live, chat, request_id)
-    decision, outcome = await engine.complete(chat, request_id=request_id)
+    decision, outcome = await _cancel_on_disconnect(
+        request, lambda: engine.complete(chat, request_id=request_id)
+    )
     payload = completion_json(
         outcome.completion,
         model=outcome.card.id,
@@ -70,6 +74,36 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
     return JSONResponse(payload, headers=headers)
+
+
+async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_T]]) -> _T:
+    """Run `work`, cancelling it if the client disconnects first: the upstream call is
+    abandoned (and its attempt billed as cancelled) instead of running on for nobody."""
+    results: list[_T] = []
+    errors: list[Exception] = []
+
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        async def run() -> None:
+            try:
+                results.append(await work())
+            except Exception as exc:  # re-raised below, outside the task group
+                errors.append(exc)
+            finally:
+                tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(run)
+    if errors:
+        raise errors[0]
+    if not results:
+        raise ClientClosedError("the client closed the connection before the answer was ready")
+    return results[0]
 
 
 def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> StreamingResponse:
