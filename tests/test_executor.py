@@ -316,3 +316,49 @@ async def test_429_puts_the_deployment_in_cool_down(
     assert outcome.card.id == "vision-mid"
     reason = {r.model_id: r.reason for r in engine.route(request("best", tools=TOOLS)).rejected}
     assert "cooling down after 429" in reason["frontier"]
+
+
+def hedged_engine(engine: Engine, hedge_after_ms: float) -> Engine:
+    from modelyard.routing.policies import BestQualityPolicy
+
+    settings = BestQualityPolicy.Settings(hedge_after_ms=hedge_after_ms)
+    engine.router.policies["best"] = BestQualityPolicy(settings)
+    return engine
+
+
+async def test_hedge_starts_the_next_model_when_the_first_is_slow_and_bills_the_loser(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = slow(5)
+    hedged_engine(engine, hedge_after_ms=50)
+    with anyio.fail_after(2):
+        decision, outcome = await engine.complete(request("best", tools=TOOLS), request_id="h1")
+    assert decision.hedge_after_ms == 50
+    assert outcome.card.id == "vision-mid"
+    records = {r.model_id: r for r in await ledger.records(request_id="h1")}
+    assert records["vision-mid"].status == "ok"
+    assert records["frontier"].status == "cancelled"
+    assert records["frontier"].input_tokens > 0, "the loser is billed for the prompt it was sent"
+    assert records["frontier"].cost_usd > 0
+
+
+async def test_hedge_not_needed_when_the_first_model_is_fast(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    hedged_engine(engine, hedge_after_ms=500)
+    _, outcome = await engine.complete(request("best", tools=TOOLS), request_id="h2")
+    assert outcome.card.id == "frontier"
+    assert [r.model_id for r in await ledger.records(request_id="h2")] == ["frontier"]
+    assert providers["cheapco"].calls == []
+
+
+async def test_hedged_primary_failing_fast_falls_back_normally(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["bigco"] = failing(ProviderServerError("bigco: 500", provider="bigco"))
+    hedged_engine(engine, hedge_after_ms=1000)
+    with anyio.fail_after(0.9):
+        _, outcome = await engine.complete(request("best", tools=TOOLS), request_id="h3")
+    assert outcome.card.id == "vision-mid"
+    statuses = [(r.model_id, r.status) for r in await ledger.records(request_id="h3")]
+    assert statuses == [("frontier", "error"), ("vision-mid", "ok")]

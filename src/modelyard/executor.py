@@ -19,7 +19,7 @@ from typing import TypeVar
 import anyio
 
 from modelyard.catalog.cards import ModelCard
-from modelyard.catalog.tokens import count_text
+from modelyard.catalog.tokens import count_text, scale_for_family
 from modelyard.errors import (
     AllAttemptsFailedError,
     ModelyardError,
@@ -170,26 +170,76 @@ class Executor:
         return _Attempt(candidate, number, self.clock(), self.monotonic())
 
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
-        """Try the decision's candidates in order until one answers."""
+        """Try the decision's candidates in order until one answers (hedged if the
+        policy asks for it)."""
         run = _Run(self, decision)
+        hedge_s = (decision.hedge_after_ms or 0) / 1000
         while (candidate := await run.next()) is not None:
-            attempt = self._start(candidate, run.number)
-            provider = self.providers[candidate.card.deployment.name]
-            limit = run.timeout(self.limits.attempt_timeout_s)
-            try:
-                completion = await _within(
-                    provider.complete(request, candidate.card.upstream), limit, candidate
-                )
-            except ModelyardError as exc:
-                await self._failure(decision, ctx, attempt, exc)
-                run.failed_with(candidate, exc)
-                continue
-            except BaseException:
-                await self._cancelled(decision, ctx, attempt)
-                raise
-            cost = await self.bill(decision, ctx, attempt, completion.usage, "ok", None)
-            return Outcome(completion, candidate.card, cost, tuple(run.failed))
+            if hedge_s and run.queue:
+                outcome = await self._hedged(run, candidate, hedge_s, request, ctx)
+            else:
+                outcome = await self._attempt(run, candidate, request, ctx)
+            if outcome is not None:
+                return outcome
         raise run.exhausted()
+
+    async def _attempt(
+        self, run: _Run, candidate: RankedCandidate, request: ChatRequest, ctx: CallContext
+    ) -> Outcome | None:
+        """One billed attempt: the outcome, or None after a retryable failure."""
+        attempt = self._start(candidate, run.number)
+        provider = self.providers[candidate.card.deployment.name]
+        limit = run.timeout(self.limits.attempt_timeout_s)
+        try:
+            completion = await _within(
+                provider.complete(request, candidate.card.upstream), limit, candidate
+            )
+        except ModelyardError as exc:
+            await self._failure(run.decision, ctx, attempt, exc)
+            run.failed_with(candidate, exc)
+            return None
+        except BaseException:
+            await self._cancelled(run.decision, ctx, attempt)
+            raise
+        cost = await self.bill(run.decision, ctx, attempt, completion.usage, "ok", None)
+        return Outcome(completion, candidate.card, cost, tuple(run.failed))
+
+    async def _hedged(
+        self,
+        run: _Run,
+        first: RankedCandidate,
+        hedge_s: float,
+        request: ChatRequest,
+        ctx: CallContext,
+    ) -> Outcome | None:
+        """Start `first`; if it has not finished after `hedge_s`, start the next candidate
+        too. The first answer wins; the loser is cancelled and billed as such."""
+        outcomes: list[Outcome] = []
+        fatal: list[ModelyardError] = []
+        first_done = anyio.Event()
+
+        async with anyio.create_task_group() as tg:
+
+            async def race(candidate: RankedCandidate, done: anyio.Event | None) -> None:
+                try:
+                    if (outcome := await self._attempt(run, candidate, request, ctx)) is not None:
+                        outcomes.append(outcome)
+                        tg.cancel_scope.cancel()
+                except ModelyardError as exc:  # not retryable: stop the race, report it
+                    fatal.append(exc)
+                    tg.cancel_scope.cancel()
+                finally:
+                    if done is not None:
+                        done.set()
+
+            tg.start_soon(race, first, first_done)
+            with anyio.move_on_after(hedge_s):
+                await first_done.wait()
+            if not first_done.is_set() and (second := await run.next()) is not None:
+                tg.start_soon(race, second, None)
+        if fatal:
+            raise fatal[0]
+        return outcomes[0] if outcomes else None
 
     async def stream(
         self, decision: Decision, request: ChatRequest, ctx: CallContext
@@ -224,7 +274,11 @@ class Executor:
             raise exc
 
     async def _cancelled(self, decision: Decision, ctx: CallContext, attempt: _Attempt) -> None:
-        await self.bill(decision, ctx, attempt, Usage(), "cancelled", None)
+        """A call abandoned mid-flight (hedge loser, client gone, deadline): providers
+        bill a prompt they started on, so bill its estimated size, not zero."""
+        card = attempt.candidate.card
+        prompt = scale_for_family(decision.requirements.prompt_tokens, card.family)
+        await self.bill(decision, ctx, attempt, Usage(input_tokens=prompt), "cancelled", None)
 
     async def _until_content(self, chunks: AsyncIterator[Chunk], attempt: _Attempt) -> list[Chunk]:
         """Read chunks until the first with content (or the end); errors here fail over."""

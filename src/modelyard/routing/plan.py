@@ -66,6 +66,7 @@ class Decision:
     requirements: Requirements
     scorer_version: str
     notes: tuple[str, ...] = field(default=())
+    hedge_after_ms: float | None = None
 
     @property
     def primary(self) -> RankedCandidate:
@@ -102,4 +103,5 @@ class Decision:
             ],
             "rejected": [{"model": r.model_id, "reason": r.reason} for r in self.rejected],
             "notes": list(self.notes),
+            "hedge_after_ms": self.hedge_after_ms,
         }

@@ -47,7 +47,11 @@ class Policy(Protocol):
 
 
 class _Settings(BaseModel):
+    """Settings every policy has. `hedge_after_ms`: if the first choice has not
+    answered by then, start the next candidate too and take whichever answers first."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    hedge_after_ms: float | None = Field(default=None, gt=0)
 
 
 def _cost(c: Candidate) -> str:

@@ -104,6 +104,9 @@ class Router:
             rejected=rejected,
             requirements=req,
             scorer_version=self.scorer.version,
+            hedge_after_ms=getattr(
+                getattr(target.policy, "settings", None), "hedge_after_ms", None
+            ),
         )
 
     def _pool(self, policy: Policy) -> list[ModelCard]:
@@ -155,6 +158,12 @@ class Router:
             summary = "no model meets this request's requirements"
         detail = "; ".join(f"{m}: {r}" for m, r in reasons.items())
         return NoQualifiedModelError(f"{summary} ({detail})", reasons=reasons)
+
+
+def _hedge_after_ms(policy: Policy) -> float | None:
+    settings = getattr(policy, "settings", None)
+    value = getattr(settings, "hedge_after_ms", None)
+    return float(value) if value is not None else None
 
 
 def _apply_ceilings(
