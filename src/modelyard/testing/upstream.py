@@ -6,12 +6,15 @@ at `http://host:port/v1` and an `anthropic` deployment at `http://host:port`::
     state = FakeUpstream(openai_key="sk-test-o", anthropic_key="sk-ant-test-a")
     app = create_fake_upstream(state)
     state.script.push("/v1/chat/completions", status=429, headers={"retry-after": "1"})
+    state.script.push_fault("/v1/messages", Fault.overloaded())   # see `faults`
+    state.faults = FaultProfile(0.3, [Fault.reset(), Fault.error(503)], seed=1)
     ...
     assert state.requests[0].body["model"] == "gpt-test"
 
 Requests are checked like the real APIs check them (auth headers, the body
 against the SDKs' request types); answers are built from the SDKs' response
-types. Scripted responses are served, in order, before the default behaviour.
+types. Scripted responses and faults are served, in order, before the default
+behaviour; then the random `faults` profile, if any, is drawn from.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from modelyard.testing import upstream_anthropic, upstream_openai
+from modelyard.testing.faults import RAW_SEND_KEY, Fault, FaultProfile
+from modelyard.testing.wire import WireFormat
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -43,13 +49,15 @@ Body = dict[str, Any] | list[Any] | str | bytes | None
 class RecordedRequest:
     """One request the fake received. Secret header values read `[redacted]`;
     `usage` is the usage object the fake answered with (None for errors and
-    scripted responses)."""
+    scripted responses); `fault` is the label of the fault injected, if any
+    (`scripted` is then true as well)."""
 
     path: str
     headers: dict[str, str]
     body: Any
     usage: dict[str, Any] | None = None
     scripted: bool = False
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class Script:
     tests push from their thread while the server pops in its own."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, deque[ScriptedResponse]] = defaultdict(deque)
+        self._queues: dict[str, deque[ScriptedResponse | Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
 
     def push(
@@ -119,8 +127,13 @@ class Script:
         with self._lock:
             self._queues[path].append(entry)
 
-    def pop(self, path: str) -> ScriptedResponse | None:
-        """The next scripted response for `path`, or None when its queue is empty."""
+    def push_fault(self, path: str, fault: Fault, times: int = 1) -> None:
+        """Answer the next `times` requests to `path` with `fault` (see `faults`)."""
+        with self._lock:
+            self._queues[path].extend([fault] * times)
+
+    def pop(self, path: str) -> ScriptedResponse | Fault | None:
+        """The next scripted response or fault for `path`, or None when none is queued."""
         with self._lock:
             queue = self._queues.get(path)
             return queue.popleft() if queue else None
@@ -144,6 +157,7 @@ class FakeUpstream:
 
     `cached_tokens` is reported as prompt-cache hits on every default answer
     (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+    `faults`, when set, fails a random share of the requests the script leaves over.
     """
 
     openai_key: str | None = None
@@ -151,6 +165,7 @@ class FakeUpstream:
     cached_tokens: int = 0
     script: Script = field(default_factory=Script)
     requests: list[RecordedRequest] = field(default_factory=list)
+    faults: FaultProfile | None = None
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """The recorded requests to `path`, oldest first."""
@@ -170,7 +185,7 @@ Responder = Callable[[FakeUpstream, Headers, Any, RecordedRequest], Response]
 
 
 def _endpoint(
-    state: FakeUpstream, path: str, respond: Responder
+    state: FakeUpstream, path: str, fmt: WireFormat, respond: Responder
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
@@ -181,9 +196,17 @@ def _endpoint(
         record = RecordedRequest(path, _safe_headers(request.headers), body)
         state.requests.append(record)
         scripted = state.script.pop(path)
-        if scripted is not None:
+        if scripted is None and state.faults is not None:
+            scripted = state.faults.draw(path)
+        if isinstance(scripted, ScriptedResponse):
             record.scripted = True
             return await scripted.render()
+        if isinstance(scripted, Fault):
+            record.scripted, record.fault = True, scripted.label
+            stream = isinstance(body, dict) and body.get("stream") is True
+            return await scripted.respond(
+                fmt, stream, lambda: respond(state, request.headers, body, record)
+            )
         return respond(state, request.headers, body, record)
 
     return endpoint
@@ -193,19 +216,29 @@ async def _health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+class _FakeApp(Starlette):
+    """Starlette that keeps the server's own `send` in the scope: a connection-reset
+    fault reaches the connection through it (Starlette's middleware wraps `send`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND_KEY] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_fake_upstream(state: FakeUpstream | None = None) -> Starlette:
     """The fake upstream app; its state is `app.state.upstream` (a `FakeUpstream`)."""
     state = state if state is not None else FakeUpstream()
-    app = Starlette(
+    app = _FakeApp(
         routes=[
             Route(
                 OPENAI_PATH,
-                _endpoint(state, OPENAI_PATH, upstream_openai.respond),
+                _endpoint(state, OPENAI_PATH, "openai", upstream_openai.respond),
                 methods=["POST"],
             ),
             Route(
                 ANTHROPIC_PATH,
-                _endpoint(state, ANTHROPIC_PATH, upstream_anthropic.respond),
+                _endpoint(state, ANTHROPIC_PATH, "anthropic", upstream_anthropic.respond),
                 methods=["POST"],
             ),
             Route("/health", _health, methods=["GET"]),

@@ -54,6 +54,31 @@ def error_body(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
 
 
+# The error type Anthropic documents for each status (others: api_error).
+_STATUS_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def status_error_body(
+    status: int, message: str | None = None, type_: str | None = None
+) -> dict[str, Any]:
+    """The error body Anthropic sends with HTTP `status` (with its `request_id`);
+    `type_` overrides the documented type."""
+    kind = type_ or _STATUS_TYPES.get(status, "api_error")
+    text = message or ("Overloaded" if kind == "overloaded_error" else f"Upstream error {status}.")
+    return {**error_body(kind, text), "request_id": "req_fake0001"}
+
+
 def _last_user_text(messages: list[Any]) -> str:
     for message in reversed(messages):
         text = text_of(message["content"]) if message["role"] == "user" else ""

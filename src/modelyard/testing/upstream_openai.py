@@ -63,6 +63,29 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+# Type, code and message OpenAI answers each status with (others: a server_error).
+_STATUS_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Forbidden."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+}
+
+
+def status_error_body(
+    status: int, message: str | None = None, type_: str | None = None
+) -> dict[str, Any]:
+    """The error body OpenAI sends with HTTP `status`; `type_` overrides its type."""
+    default_type, code, text = _STATUS_ERRORS.get(
+        status, ("server_error", None, f"Upstream error {status}.")
+    )
+    body: dict[str, Any] = error_body(message or text, type_ or default_type, code)
+    return body
+
+
 def _last_user_text(messages: list[Any]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":
