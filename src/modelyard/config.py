@@ -57,6 +57,7 @@ class DeploymentConfig(_Strict):
     private: bool = False
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
     price_provider: str | None = None
 
 

@@ -120,6 +120,7 @@ def build_providers(
             api_key=env.get(dep.api_key_env) if dep.api_key_env else None,
             extra_headers=dict(dep.headers),
             timeout_s=dep.timeout_s,
+            connect_timeout_s=dep.connect_timeout_s,
         )
         providers[name] = factory(settings, client)
     return providers

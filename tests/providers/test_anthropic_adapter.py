@@ -238,9 +238,10 @@ async def test_complete_posts_messages_request_and_parses_answer(connect) -> Non
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}],
         "stream": False,
     }
-    assert upstream.requests[0].extensions["timeout"] == dict.fromkeys(
-        ("connect", "read", "write", "pool"), 42.0
-    )
+    assert upstream.requests[0].extensions["timeout"] == {
+        **dict.fromkeys(("read", "write", "pool"), 42.0),
+        "connect": 10.0,
+    }
     assert completion.id == "msg_013Zva2CMHLNnXjNJJKqJ2EF"
     assert completion.model == MODEL
     assert completion.content == "Hi! My name is Claude."

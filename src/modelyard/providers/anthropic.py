@@ -43,7 +43,7 @@ class AnthropicMessagesAdapter:
         name = self._settings.name
         with translate_transport_errors(name):
             response = await self._client.post(
-                self._url, json=body, headers=self._headers(), timeout=self._settings.timeout_s
+                self._url, json=body, headers=self._headers(), timeout=self._settings.timeout
             )
         if response.is_error:
             raise self._status_error(response)
@@ -72,7 +72,7 @@ class AnthropicMessagesAdapter:
                 self._url,
                 json=body,
                 headers=self._headers(),
-                timeout=self._settings.timeout_s,
+                timeout=self._settings.timeout,
             ) as response:
                 if response.is_error:
                     await response.aread()

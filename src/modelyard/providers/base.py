@@ -27,6 +27,13 @@ class DeploymentSettings:
     api_key: str | None = field(default=None, repr=False)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """Read/write/pool bounded by `timeout_s`; connecting fails fast on its own limit,
+        so a dead host is failed over in seconds, not minutes."""
+        return httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
 
 
 @runtime_checkable

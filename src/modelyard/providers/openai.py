@@ -63,7 +63,7 @@ class OpenAIChatAdapter:
                 self._url,
                 json=body,
                 headers=build_headers(self._settings),
-                timeout=self._settings.timeout_s,
+                timeout=self._settings.timeout,
             )
             if not response.is_success:
                 raise self._status_error(response)
@@ -82,7 +82,7 @@ class OpenAIChatAdapter:
                 self._url,
                 json=body,
                 headers=build_headers(self._settings),
-                timeout=self._settings.timeout_s,
+                timeout=self._settings.timeout,
             ) as response:
                 if not response.is_success:
                     await response.aread()
