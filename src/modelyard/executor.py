@@ -434,9 +434,13 @@ def _exhausted(
     decision: Decision, failed: list[FailedAttempt], skipped: list[str] | None = None
 ) -> ModelyardError:
     """One candidate: its own error. Several: 503 listing what was tried and skipped."""
-    if failed and len(decision.candidates) == 1 and not skipped:
+    # Qualified models the router skipped as unhealthy were "tried" too, in effect.
+    unhealthy = [f"{r.model_id}: {r.reason}" for r in decision.rejected if " skipped: " in r.reason]
+    if failed and len(decision.candidates) == 1 and not skipped and not unhealthy:
         return failed[-1].error
-    tried = "; ".join([*(f"{f.model_id}: {f.error.message}" for f in failed), *(skipped or [])])
+    tried = "; ".join(
+        [*(f"{f.model_id}: {f.error.message}" for f in failed), *(skipped or []), *unhealthy]
+    )
     if not failed:
         return AllAttemptsFailedError(f"no qualified model could be tried ({tried})", [])
     errors: list[tuple[str, ProviderError]] = [

@@ -347,6 +347,21 @@ async def test_every_model_down_is_a_503_listing_what_was_tried(
     ]
 
 
+async def test_last_healthy_model_failing_is_a_503_naming_the_skipped_ones(
+    rig: Rig, http: httpx.AsyncClient
+) -> None:
+    for _ in range(2):  # threshold 2: opens dep-a's and dep-b's breakers
+        rig.fail(ALPHA, Fault.error(500))
+        rig.fail(BETA, Fault.error(500))
+        assert (await ask(http, chat())).headers["x-modelyard-model"] == GAMMA
+    rig.fail(GAMMA, Fault.error(500))
+    answer = await ask(http, chat())
+    await assert_one_record_per_upstream_call(rig)
+    assert answer.status == 503
+    assert answer.error["code"] == "all_attempts_failed"
+    assert all(model in answer.error["message"] for model in MODELS)
+
+
 # --- 429 cool-down and short Retry-After ------------------------------------------------
 
 
