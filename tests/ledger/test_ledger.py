@@ -469,3 +469,33 @@ def test_nano_dollar_conversion(usd: str, nanos: int) -> None:
 def test_nano_dollar_conversion_refuses_nan() -> None:
     with pytest.raises(ValueError, match="finite"):
         usd_to_nanousd(Decimal("NaN"))
+
+
+async def test_sqlite_writes_survive_a_busy_event_loop(tmp_path: Path) -> None:
+    """Concurrent writers while other tasks block the loop: none may be lost to
+    "database is locked" (a 1 ms busy timeout makes any lock wait fatal)."""
+    import time
+
+    import anyio
+    import anyio.lowlevel
+
+    store = SqlLedger(f"sqlite:///{tmp_path / 'busy.db'}", busy_timeout_ms=1)
+    await store.open()
+    stop = anyio.Event()
+
+    async def hog() -> None:
+        while not stop.is_set():
+            # Blocking the loop on purpose, as a busy gateway's tasks do.
+            time.sleep(0.002)  # noqa: ASYNC251
+            await anyio.lowlevel.checkpoint()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hog)
+            async with anyio.create_task_group() as writers:
+                for i in range(100):
+                    writers.start_soon(store.write, rec(f"busy{i}"))
+            stop.set()
+        assert len(await store.records(limit=1000)) == 100
+    finally:
+        await store.close()

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
 from sqlalchemy import (
     Connection,
     Date,
@@ -105,6 +106,11 @@ class SqlLedger:
         self._schema = schema
         self._busy_timeout_ms = busy_timeout_ms
         self._engine: AsyncEngine | None = None
+        # SQLite has one writer. With aiosqlite a transaction holds the write lock
+        # across event-loop turns, so pooled connections racing for it can outwait
+        # busy_timeout when the loop is busy and a record would be lost. Writers in
+        # this process therefore queue here; busy_timeout covers other processes.
+        self._write_lock = anyio.Lock() if self._dialect == "sqlite" else None
 
     @property
     def url(self) -> str:
@@ -174,11 +180,18 @@ class SqlLedger:
         """Insert `record` and commit before returning; a duplicate id raises `ValueError`."""
         row = _to_row(record)
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(call_records).values(**row))
+            if self._write_lock is None:
+                await self._insert(row)
+            else:
+                async with self._write_lock:
+                    await self._insert(row)
         except IntegrityError:
             # The only constraint a well-typed record can break is the primary key.
             raise ValueError(f"call record {record.id!r} was already written") from None
+
+    async def _insert(self, row: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(call_records).values(**row))
 
     async def records(
         self, *, request_id: str | None = None, limit: int = 1000
