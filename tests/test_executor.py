@@ -362,3 +362,13 @@ async def test_hedged_primary_failing_fast_falls_back_normally(
     assert outcome.card.id == "vision-mid"
     statuses = [(r.model_id, r.status) for r in await ledger.records(request_id="h3")]
     assert statuses == [("frontier", "error"), ("vision-mid", "ok")]
+
+
+async def test_429_without_retry_after_on_a_single_model_is_returned_as_429(
+    engine: Engine, providers: dict[str, FunctionProvider], ledger: InMemoryLedger
+) -> None:
+    providers["cheapco"] = failing(ProviderRateLimitError("cheapco: slow down", retry_after=None))
+    with pytest.raises(ProviderRateLimitError) as info:
+        await engine.complete(request("cheap"), request_id="n1")
+    assert info.value.http_status == 429
+    assert len(await ledger.records(request_id="n1")) == 1, "not retried into its own cool-down"

@@ -125,16 +125,19 @@ class _Run:
     def failed_with(self, candidate: RankedCandidate, exc: ModelyardError) -> None:
         """Note a retryable failure; wait out a short Retry-After when nothing else is left."""
         self.failed.append(FailedAttempt(candidate.card.id, exc))
+        # Only a wait the provider named is waited out: without Retry-After the
+        # deployment cools down for the default period and the 429 is returned.
         retry_after = getattr(exc, "retry_after", None)
         if (
             isinstance(exc, ProviderRateLimitError)
+            and retry_after is not None
             and not self.queue
             and candidate.card.id not in self.retried
-            and (retry_after or 0) <= self.ex.limits.retry_wait_max_s
-            and (retry_after or 0) < self.remaining()
+            and retry_after <= self.ex.limits.retry_wait_max_s
+            and retry_after < self.remaining()
         ):
             self.retried.add(candidate.card.id)
-            self.wait_s = retry_after or 0.0
+            self.wait_s = retry_after
             self.queue.append(candidate)
 
     def timeout(self, limit_s: float) -> float:
