@@ -1,6 +1,6 @@
 """Failover under injected faults: the real gateway in front of three fake upstreams.
 
-    python bench/faults.py [--requests 2000] [--concurrency 50] [--seed 7]
+    python bench/faults.py [--requests 2000] [--concurrency 50] [--failure-rate 0.3] [--seed 7]
 
 Processes: the three fake upstreams (separate uvicorn servers, one process), the
 gateway (real uvicorn, SQLite ledger in a temp dir, its own process) and this load
@@ -113,9 +113,9 @@ def serve_fakes(profiles: Profiles, ports: Any) -> None:
         request_problem(fmt, {})
         request_problem(fmt, {"stream": True})
     servers, sockets = [], []
-    for name in UPSTREAMS:
+    for name, (_adapter, env, *_prices) in UPSTREAMS.items():
         rate, kinds, seed = profiles[name]
-        state = FakeUpstream()
+        state = FakeUpstream(openai_key=KEYS[env], anthropic_key=KEYS[env])
         state.faults = FaultProfile(rate, kinds, seed=seed) if rate else None
         config = uvicorn.Config(
             _with_stats(fake_app(state), state), log_level="error", lifespan="off"
@@ -266,7 +266,8 @@ async def one_request(
 ) -> Result:
     """Send request `i` and classify the answer."""
     request_id = f"{prefix}-{i:06d}"
-    body = {"model": "auto", "messages": [{"role": "user", "content": f"question {i}"}]}
+    messages = [{"role": "user", "content": f"question {i}"}]
+    body: dict[str, Any] = {"model": "auto", "messages": messages}
     body["stream"] = stream
     result = Result(request_id, stream, 0.0)
     t0 = time.perf_counter()

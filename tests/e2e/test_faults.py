@@ -544,7 +544,11 @@ def test_sdks_read_the_fakes_errors_as_they_read_the_real_apis(fakes: dict[str, 
 
 
 def test_fault_profile_draws_the_same_faults_for_the_same_seed() -> None:
-    kinds = [Fault.error(503), FaultKind.CONNECTION_RESET, Fault.truncated()]
+    kinds: list[Fault | FaultKind] = [
+        Fault.error(503),
+        FaultKind.CONNECTION_RESET,
+        Fault.truncated(),
+    ]
 
     def draws(seed: int) -> list[str | None]:
         profile = FaultProfile(0.3, kinds, seed=seed)

@@ -139,7 +139,8 @@ class Fault:
 
     @classmethod
     def stream_cut(cls, *, after_chunks: int = 1) -> Fault:
-        """A stream that stops after `after_chunks` events, without its terminator."""
+        """A stream that stops after `after_chunks` events, without its terminator (a
+        stream with no more events than that is sent whole)."""
         return cls(FaultKind.STREAM_CUT, after_chunks=after_chunks)
 
     @classmethod
@@ -150,7 +151,9 @@ class Fault:
     @property
     def label(self) -> str:
         """A short name for reports: the kind, with the status for HTTP errors."""
-        return f"{self.kind}:{self.status}" if self.kind is FaultKind.HTTP_ERROR else self.kind
+        if self.kind is FaultKind.HTTP_ERROR:
+            return f"{self.kind.value}:{self.status}"
+        return self.kind.value
 
     async def respond(
         self, fmt: WireFormat, stream: bool, default: Callable[[], Response]
