@@ -21,10 +21,6 @@ class FilterResult:
     kept: tuple[ModelCard, ...]
     rejected: tuple[tuple[str, str], ...]
 
-    @property
-    def reasons(self) -> dict[str, str]:
-        return dict(self.rejected)
-
 
 def output_reserve(card: ModelCard, req: Requirements) -> int:
     """Output tokens to plan for: the caller's cap, else a modest default."""

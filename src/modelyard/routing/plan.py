@@ -68,10 +68,6 @@ class Decision:
     notes: tuple[str, ...] = field(default=())
     hedge_after_ms: float | None = None
 
-    @property
-    def primary(self) -> RankedCandidate:
-        return self.candidates[0]
-
     def explain(self) -> dict[str, Any]:
         """JSON-ready reasons: returned by /v1/route and stored on every ledger record."""
         req = self.requirements

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.catalog import Catalog
-from modelyard.catalog.filter import FilterResult, filter_candidates, unmet
+from modelyard.catalog.filter import filter_candidates, unmet
 from modelyard.errors import (
     ContextLengthError,
     ModelNotFoundError,
@@ -92,7 +92,7 @@ class Router:
             *dropped,
         )
         if not ranking:
-            raise self._nothing_qualifies(pool, req, filtered, rejected)
+            raise self._nothing_qualifies(pool, req, rejected)
         return Decision(
             id=f"dec_{rng.getrandbits(96):024x}",
             policy=target.name,
@@ -124,7 +124,6 @@ class Router:
         self,
         pool: list[ModelCard],
         req: Requirements,
-        filtered: FilterResult,
         rejected: tuple[Rejection, ...],
     ) -> Exception:
         capable = [c for c in pool if unmet(c, req) is None]
