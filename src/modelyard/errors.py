@@ -30,7 +30,10 @@ executor reads `retryable`; it never keeps isinstance lists.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from modelyard.types import Completion
 
 
 class ModelyardError(Exception):
@@ -190,3 +193,27 @@ class UpstreamRequestError(ProviderError):
     @property
     def http_status(self) -> int:
         return self.upstream_status or 400
+
+
+class LowConfidenceError(ProviderError):
+    """Not a failure: a classifier (a specialist) answered, but with a calibrated
+    confidence below its threshold, so the request escalates to the next qualified
+    model. The executor records the attempt as `escalated` (billed, confidence
+    kept), does not count it against the deployment's health, and returns the
+    carried `completion` if no candidate is left to escalate to."""
+
+    code = "low_confidence"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        confidence: float,
+        threshold: float,
+        completion: Completion,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.confidence = confidence
+        self.threshold = threshold
+        self.completion = completion

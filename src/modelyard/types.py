@@ -245,6 +245,8 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: FinishReason = "stop"
     usage: Usage = field(default_factory=Usage)
+    # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
