@@ -10,16 +10,18 @@ clock, ids and rng.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
 from modelyard import plugins
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
-from modelyard.executor import CallContext, Executor, Limits, LiveStream, Outcome
+from modelyard.executor import CallContext, Executor, Limits, LiveStream, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
 from modelyard.ledger.records import LedgerStore
 from modelyard.providers.base import ChatProvider, DeploymentSettings
@@ -138,9 +140,12 @@ def build_engine(
     ids: Callable[[], str] = new_id,
     source: str = "config",
     health: HealthState | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Engine:
     """Assemble an Engine. Pass `providers` to replace the wire adapters (replay,
-    fault injection); otherwise adapters are built over `client`."""
+    fault injection); otherwise adapters are built over `client`. `clock` and
+    `monotonic` are injectable so a replay can run on a fake clock."""
     catalog = build_catalog(config, env, source)
     if providers is None:
         providers = build_providers(catalog, config, env, client or httpx.AsyncClient())
@@ -151,5 +156,7 @@ def build_engine(
         ids=ids,
         health=health or build_health(config),
         limits=build_limits(config),
+        clock=clock,
+        monotonic=monotonic,
     )
     return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)

@@ -307,7 +307,7 @@ class Executor:
     ) -> Money:
         """Write the attempt's record; shielded so a cancelled caller still gets billed."""
         card = attempt.candidate.card
-        cost = card.prices.cost(usage)
+        cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
         record = CallRecord(
             id=self.ids(),
             request_id=ctx.request_id,

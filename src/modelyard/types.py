@@ -225,13 +225,19 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
+    # The price the provider itself put on the call (a replayed dataset's recorded
+    # cost, a box's fixed cost per call). When set it is billed as is, instead of
+    # tokens x the card's list prices.
+    cost_usd: Decimal | None = None
 
     def __add__(self, other: Usage) -> Usage:
+        both = self.cost_usd is not None and other.cost_usd is not None
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_input_tokens + other.cached_input_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
+            (self.cost_usd or Decimal(0)) + (other.cost_usd or Decimal(0)) if both else None,
         )
 
 
