@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, text
 from modelyard.errors import ConfigError
 from modelyard.ledger import (
     CallRecord,
+    Exchange,
     InMemoryLedger,
     LedgerStore,
     SqlLedger,
@@ -30,6 +32,7 @@ from modelyard.ledger.migrations import nanousd_to_usd, usd_to_nanousd
 from .conftest import POSTGRES_SESSION_TZ, Backend
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+RELEASED = [name for name, _ in migrations_module.MIGRATIONS]
 IST = timezone(timedelta(hours=5, minutes=30))
 
 
@@ -74,6 +77,7 @@ async def test_round_trip_preserves_every_field(ledger: LedgerStore) -> None:
         caller="team-search",
         scorer_version="priors-3",
         reasons={"ranked": [{"model": "model-a", "score": 0.91, "ok": True}], "why": None},
+        confidence=0.875,
     )
     minimal = rec("r-min", started_at=T0 + timedelta(hours=1))
     await ledger.write(full)
@@ -276,7 +280,7 @@ async def test_reopen_keeps_data_and_applies_migrations_once(sql_backend: Backen
     reopened = sql(sql_backend.make())
     await reopened.open()
     try:
-        assert [name for name, _ in first] == ["m001_call_records"]
+        assert [name for name, _ in first] == RELEASED
         assert first[0][1].utcoffset() == timedelta(0)
         assert await reopened.applied_migrations() == first  # same row, same applied_at
         assert await reopened.records() == [rec("kept", cost_usd=Decimal("0.000001234"))]
@@ -289,7 +293,7 @@ async def test_concurrent_first_opens_migrate_once(sql_backend: Backend) -> None
     await asyncio.gather(*(s.open() for s in stores))
     try:
         for s in stores:
-            assert [name for name, _ in await s.applied_migrations()] == ["m001_call_records"]
+            assert [name for name, _ in await s.applied_migrations()] == RELEASED
     finally:
         await asyncio.gather(*(s.close() for s in stores))
 
@@ -318,7 +322,7 @@ async def test_new_migration_is_applied_once(
         await again.close()
 
     assert calls == ["m002"]
-    assert names == ["m001_call_records", "m002_notes"]
+    assert names == [*RELEASED, "m002_notes"]
 
 
 async def test_failed_migration_leaves_nothing_behind(
@@ -342,7 +346,7 @@ async def test_failed_migration_leaves_nothing_behind(
     try:
         # Transactional DDL: m001, m002's table and the bookkeeping all rolled back
         # together, so this open applied m001 afresh.
-        assert [name for name, _ in await store.applied_migrations()] == ["m001_call_records"]
+        assert [name for name, _ in await store.applied_migrations()] == RELEASED
         async with store.engine.connect() as conn:
             with pytest.raises(Exception, match="half_done"):
                 await conn.execute(text("SELECT * FROM half_done"))
@@ -388,7 +392,7 @@ async def test_postgres_tables_live_in_the_schema_and_session_is_not_utc(
     # The day-bucketing tests only prove UTC bucketing if the session zone differs.
     assert tz == POSTGRES_SESSION_TZ
     assert schema.startswith("modelyard_test_")
-    assert tables == {"call_records", "_modelyard_migrations"}
+    assert tables == {"call_records", "exchanges", "_modelyard_migrations"}
 
 
 # --- URLs, factory, money ----------------------------------------------------
@@ -499,3 +503,77 @@ async def test_sqlite_writes_survive_a_busy_event_loop(tmp_path: Path) -> None:
         assert len(await store.records(limit=1000)) == 100
     finally:
         await store.close()
+
+
+# --- escalations and captured exchanges ---------------------------------------
+
+
+async def test_escalations_are_not_errors_in_usage(ledger: LedgerStore) -> None:
+    await ledger.write(rec("esc", status="escalated", confidence=0.31, model_id="spec"))
+    await ledger.write(rec("bad", status="error", model_id="spec", attempt=2))
+    await ledger.write(rec("fine", status="ok", model_id="spec", attempt=3))
+
+    [row] = await ledger.usage(by=("model",))
+    assert (row.calls, row.errors) == (3, 1)
+    assert (await ledger.records(request_id="req-1"))[0].confidence == 0.31
+
+
+def exchange(record_id: str, task: str | None, minutes: int = 0) -> Exchange:
+    return Exchange(
+        record_id=record_id,
+        request_id=f"req-{record_id}",
+        task=task,
+        model_id="frontier",
+        messages=[{"role": "user", "content": f"ticket {record_id} — ünïcode"}],
+        response="card_arrival",
+        created_at=datetime(2025, 3, 1, 12, minutes, tzinfo=IST),
+    )
+
+
+async def test_exchanges_round_trip_by_task_oldest_first(ledger: LedgerStore) -> None:
+    await ledger.write_exchange(exchange("b", "intents", minutes=5))
+    await ledger.write_exchange(exchange("a", "intents", minutes=1))
+    await ledger.write_exchange(exchange("other", "summaries"))
+    await ledger.write_exchange(exchange("none", None))
+
+    got = await ledger.exchanges(task="intents")
+    assert [e.record_id for e in got] == ["a", "b"]
+    assert got[0] == dataclasses.replace(
+        exchange("a", "intents", minutes=1),
+        created_at=datetime(2025, 3, 1, 12, 1, tzinfo=IST).astimezone(UTC),
+    )
+    assert got[0].created_at.tzinfo == UTC
+    assert [e.record_id for e in await ledger.exchanges(task="intents", limit=1)] == ["a"]
+    with pytest.raises(ValueError, match="already written"):
+        await ledger.write_exchange(exchange("a", "intents"))
+
+
+async def test_a_version_1_database_is_upgraded_in_place(
+    sql_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", migrations_module.MIGRATIONS[:1])
+    old = sql(sql_backend.make())
+    await old.open()
+    async with old.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO call_records (id, request_id, decision_id, policy, model_id,"
+                " deployment, upstream_model, attempt, started_at, latency_ms, status,"
+                " input_tokens, output_tokens, cached_input_tokens, cost_nanousd, streamed,"
+                " reasons) VALUES ('old', 'req-1', 'dec-1', 'cheapest', 'model-a', 'openai',"
+                " 'gpt-x', 1, '2025-03-01 10:00:00', 12.5, 'ok', 0, 0, 0, 0, false, '{}')"
+            )
+        )
+    await old.close()
+    monkeypatch.undo()
+
+    upgraded = sql(sql_backend.make())
+    await upgraded.open()
+    try:
+        assert [name for name, _ in await upgraded.applied_migrations()] == RELEASED
+        [kept] = await upgraded.records()
+        assert (kept.id, kept.confidence, kept.model_id) == ("old", None, "model-a")
+        await upgraded.write(rec("new", confidence=0.5, attempt=2))
+        assert [r.confidence for r in await upgraded.records()] == [None, 0.5]
+    finally:
+        await upgraded.close()

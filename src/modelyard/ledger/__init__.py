@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from modelyard.ledger.memory import InMemoryLedger
-from modelyard.ledger.records import AttemptStatus, CallRecord, LedgerStore, UsageRow
+from modelyard.ledger.records import AttemptStatus, CallRecord, Exchange, LedgerStore, UsageRow
 from modelyard.ledger.sql import SqlLedger, normalize_url
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "MEMORY_URL",
     "AttemptStatus",
     "CallRecord",
+    "Exchange",
     "InMemoryLedger",
     "LedgerStore",
     "SqlLedger",

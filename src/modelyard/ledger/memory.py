@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
-from modelyard.ledger.records import CallRecord, UsageRow
+from modelyard.ledger.records import NOT_ERRORS, CallRecord, Exchange, UsageRow
 
 GroupBy = Sequence[Literal["model", "day"]]
 
@@ -65,11 +65,21 @@ def normalise(record: CallRecord) -> CallRecord:
     )
 
 
+def normalise_exchange(exchange: Exchange) -> Exchange:
+    """`exchange` as it reads back from storage: UTC, messages through JSON."""
+    return dataclasses.replace(
+        exchange,
+        created_at=as_utc(exchange.created_at, "created_at"),
+        messages=json.loads(json.dumps(exchange.messages)),
+    )
+
+
 class InMemoryLedger:
     """A `LedgerStore` that keeps records in a dict; lost when the process exits."""
 
     def __init__(self) -> None:
         self._records: dict[str, CallRecord] = {}
+        self._exchanges: dict[str, Exchange] = {}
         self._open = False
 
     async def open(self) -> None:
@@ -103,6 +113,20 @@ class InMemoryLedger:
         )
         return sorted(selected, key=record_order)[:limit]
 
+    async def write_exchange(self, exchange: Exchange) -> None:
+        """Keep a normalised copy; one exchange per record id."""
+        self._check_open()
+        if exchange.record_id in self._exchanges:
+            raise ValueError(f"exchange for record {exchange.record_id!r} was already written")
+        self._exchanges[exchange.record_id] = normalise_exchange(exchange)
+
+    async def exchanges(self, *, task: str, limit: int = 100_000) -> Sequence[Exchange]:
+        """One task's captured exchanges, oldest first."""
+        self._check_open()
+        check_limit(limit)
+        selected = (e for e in self._exchanges.values() if e.task == task)
+        return sorted(selected, key=lambda e: (e.created_at, e.record_id))[:limit]
+
     async def usage(
         self,
         *,
@@ -130,7 +154,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
         key = (r.model_id if by_model else None, r.started_at.date() if by_day else None)
         t = totals[key]
         t[0] += 1
-        t[1] += r.status != "ok"
+        t[1] += r.status not in NOT_ERRORS
         t[2] += r.input_tokens
         t[3] += r.output_tokens
         t[4] += usd_to_nanousd(r.cost_usd)

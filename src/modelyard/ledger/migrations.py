@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -132,11 +133,30 @@ def _call_records_v1(metadata: MetaData) -> Table:
     )
 
 
-# The table the stores query: the current shape. It equals migration 1's shape
-# until a later migration alters the table; then define the new shape here and
-# leave `_call_records_v1` frozen, because old databases replay it.
+def _exchanges_v1(metadata: MetaData) -> Table:
+    """`exchanges` as migration 3 creates it: captured prompts and answers per record."""
+    return Table(
+        "exchanges",
+        metadata,
+        Column("record_id", Text, primary_key=True),
+        Column("request_id", Text, nullable=False),
+        Column("task", Text, nullable=True),
+        Column("model_id", Text, nullable=False),
+        Column("messages", JSON, nullable=False),
+        Column("response", Text, nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        # Distillation reads one task's exchanges in time order.
+        Index("ix_exchanges_task_created_at", "task", "created_at"),
+    )
+
+
+# The tables the stores query, in their current shape. `call_records` is
+# migration 1's shape plus the columns later migrations added; the v1 function
+# stays frozen because old databases replay it.
 metadata = MetaData()
 call_records = _call_records_v1(metadata)
+call_records.append_column(Column("confidence", Float, nullable=True))
+exchanges = _exchanges_v1(metadata)
 
 migrations_table = Table(
     MIGRATIONS_TABLE,
@@ -152,10 +172,23 @@ def m001_call_records(conn: Connection) -> None:
     _call_records_v1(MetaData()).create(conn)
 
 
+def m002_call_records_confidence(conn: Connection) -> None:
+    """Add `confidence`: a specialist's calibrated confidence, for escalations."""
+    column_type = Float().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE call_records ADD COLUMN confidence {column_type}"))
+
+
+def m003_exchanges(conn: Connection) -> None:
+    """Create `exchanges` (captured prompts and answers, for distillation)."""
+    _exchanges_v1(MetaData()).create(conn)
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
     ("m001_call_records", m001_call_records),
+    ("m002_call_records_confidence", m002_call_records_confidence),
+    ("m003_exchanges", m003_exchanges),
 ]
 
 

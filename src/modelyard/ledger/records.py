@@ -8,7 +8,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-AttemptStatus = Literal["ok", "error", "cancelled"]
+AttemptStatus = Literal["ok", "error", "cancelled", "escalated"]
+# Statuses that are not failures in a usage report: an escalation is a specialist
+# that answered but handed the request on because its confidence was too low.
+NOT_ERRORS: frozenset[str] = frozenset({"ok", "escalated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,23 @@ class CallRecord:
     caller: str | None = None
     scorer_version: str | None = None
     reasons: dict[str, Any] = field(default_factory=dict)
+    # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What was asked and answered in one successful attempt, kept only for the tasks
+    the config lists under `capture.tasks` (opt-in: prompts may be sensitive). It is
+    the raw material for distilling a specialist from a stronger model's answers."""
+
+    record_id: str
+    request_id: str
+    task: str | None
+    model_id: str
+    messages: list[dict[str, Any]]
+    response: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,14 @@ class LedgerStore(Protocol):
         self, *, request_id: str | None = None, limit: int = 1000
     ) -> Sequence[CallRecord]:
         """Records, oldest first, optionally only those of one request."""
+        ...
+
+    async def write_exchange(self, exchange: Exchange) -> None:
+        """Persist a captured exchange (its record is written first)."""
+        ...
+
+    async def exchanges(self, *, task: str, limit: int = 100_000) -> Sequence[Exchange]:
+        """Captured exchanges of one task, oldest first."""
         ...
 
     async def usage(

@@ -17,6 +17,7 @@ import anyio
 from sqlalchemy import (
     Connection,
     Date,
+    Table,
     case,
     cast,
     event,
@@ -39,16 +40,18 @@ from modelyard.ledger.memory import (
     check_limit,
     check_window,
     normalise,
+    normalise_exchange,
     usage_order,
 )
 from modelyard.ledger.migrations import (
     apply_migrations,
     call_records,
+    exchanges,
     migrations_table,
     nanousd_to_usd,
     usd_to_nanousd,
 )
-from modelyard.ledger.records import CallRecord, UsageRow
+from modelyard.ledger.records import NOT_ERRORS, CallRecord, Exchange, UsageRow
 
 # User-facing scheme -> the async driver this store runs on.
 _DRIVERS: Final = {
@@ -189,9 +192,37 @@ class SqlLedger:
             # The only constraint a well-typed record can break is the primary key.
             raise ValueError(f"call record {record.id!r} was already written") from None
 
-    async def _insert(self, row: dict[str, Any]) -> None:
+    async def _insert(self, row: dict[str, Any], table: Table = call_records) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(insert(call_records).values(**row))
+            await conn.execute(insert(table).values(**row))
+
+    async def write_exchange(self, exchange: Exchange) -> None:
+        """Insert a captured exchange and commit; a second one for a record raises."""
+        stored = normalise_exchange(exchange)
+        row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
+        try:
+            if self._write_lock is None:
+                await self._insert(row, exchanges)
+            else:
+                async with self._write_lock:
+                    await self._insert(row, exchanges)
+        except IntegrityError:
+            raise ValueError(
+                f"exchange for record {exchange.record_id!r} was already written"
+            ) from None
+
+    async def exchanges(self, *, task: str, limit: int = 100_000) -> Sequence[Exchange]:
+        """One task's captured exchanges, oldest first."""
+        check_limit(limit)
+        c = exchanges.c
+        stmt = (
+            select(exchanges).where(c.task == task).order_by(c.created_at, c.record_id).limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [
+            Exchange(**{f.name: row[f.name] for f in dataclasses.fields(Exchange)}) for row in rows
+        ]
 
     async def records(
         self, *, request_id: str | None = None, limit: int = 1000
@@ -232,7 +263,9 @@ class SqlLedger:
             (c.model_id if by_model else literal_column("NULL")).label("model_id"),
             (self._utc_day() if by_day else literal_column("NULL")).label("day"),
             func.count().label("calls"),
-            func.coalesce(func.sum(case((c.status != "ok", 1), else_=0)), 0).label("errors"),
+            func.coalesce(
+                func.sum(case((c.status.not_in(sorted(NOT_ERRORS)), 1), else_=0)), 0
+            ).label("errors"),
             func.coalesce(func.sum(c.input_tokens), 0).label("input_tokens"),
             func.coalesce(func.sum(c.output_tokens), 0).label("output_tokens"),
             func.coalesce(func.sum(c.cost_nanousd), 0).label("cost_nanousd"),
