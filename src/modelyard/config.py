@@ -124,6 +124,13 @@ class ServerConfig(_Strict):
     port: int = Field(default=4000, gt=0, lt=65536)
 
 
+class CaptureConfig(_Strict):
+    """Which tasks' prompts and answers the ledger keeps (for distilling specialists).
+    Opt-in, because prompts may be sensitive; `"*"` captures every task."""
+
+    tasks: list[str] = Field(default_factory=list)
+
+
 class Config(_Strict):
     """A whole modelyard configuration."""
 
@@ -135,6 +142,7 @@ class Config(_Strict):
     ledger_url: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -21,9 +21,10 @@ import httpx
 from modelyard import plugins
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
-from modelyard.executor import CallContext, Executor, Limits, LiveStream, Outcome, utc_now
+from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
 from modelyard.ledger.records import LedgerStore
+from modelyard.live_stream import LiveStream
 from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.routing.plan import Decision
 from modelyard.routing.policies import FixedPolicy, Policy
@@ -158,5 +159,6 @@ def build_engine(
         limits=build_limits(config),
         clock=clock,
         monotonic=monotonic,
+        capture_tasks=frozenset(config.capture.tasks),
     )
     return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)

@@ -4,7 +4,11 @@ It interprets a `Decision`: tries its candidates in order, moves on after a
 retryable failure (never after the caller's own 4xx), and writes one ledger
 record per attempt — before the caller's response is finished. Streams fail over
 transparently until the first content chunk; after that a failure ends the stream
-with an error and the partial attempt is billed for what was streamed.
+with an error and the partial attempt is billed for what was streamed (see
+`live_stream`). With `hedge_after_ms`, a slow first choice races the next one, up
+to the whole answer (non-streamed) or the first content (streamed); the loser is
+cancelled and billed for what it consumed. A specialist that answers below its
+confidence threshold escalates to the next candidate.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.tokens import count_text, scale_for_family
 from modelyard.errors import (
     AllAttemptsFailedError,
+    LowConfidenceError,
     ModelyardError,
     ProviderError,
     ProviderRateLimitError,
@@ -29,7 +34,14 @@ from modelyard.errors import (
     ProviderTimeoutError,
 )
 from modelyard.health import HealthState, InProcessHealth
-from modelyard.ledger.records import AttemptStatus, CallRecord, LedgerStore
+from modelyard.ledger.records import AttemptStatus, CallRecord, Exchange, LedgerStore
+from modelyard.live_stream import (
+    LiveStream,
+    close_stream,
+    collect,
+    completion_chunks,
+    no_more_chunks,
+)
 from modelyard.providers.base import ChatProvider
 from modelyard.routing.plan import Decision, RankedCandidate
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -67,7 +79,7 @@ class Outcome:
 
 
 @dataclass
-class _Attempt:
+class Attempt:
     """Book-keeping for one provider attempt while it runs."""
 
     candidate: RankedCandidate
@@ -76,6 +88,25 @@ class _Attempt:
     t0: float
     ttft_ms: float | None = None
     streamed_text: list[str] = field(default_factory=list)
+    record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """A stream attempt that has produced its first content."""
+
+    attempt: Attempt
+    head: list[Chunk]
+    chunks: AsyncIterator[Chunk]
+
+
+@dataclass(frozen=True, slots=True)
+class _Escalation:
+    """A specialist's low-confidence answer, already billed; the answer of last resort."""
+
+    attempt: Attempt
+    error: LowConfidenceError
+    cost_usd: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +133,7 @@ class _Run:
         self.skipped: list[str] = []
         self.retried: set[str] = set()
         self.wait_s = 0.0
+        self.escalation: _Escalation | None = None
 
     def remaining(self) -> float:
         return self.deadline - self.ex.monotonic()
@@ -146,9 +178,17 @@ class _Run:
     def exhausted(self) -> ModelyardError:
         return _exhausted(self.decision, self.failed, self.skipped)
 
+    def failed_before(self, escalation: _Escalation) -> tuple[FailedAttempt, ...]:
+        """The failures to report with an escalated answer: all but the escalation."""
+        return tuple(f for f in self.failed if f.error is not escalation.error)
+
 
 class Executor:
-    """Runs decisions against providers (keyed by deployment name) and bills each attempt."""
+    """Runs decisions against providers (keyed by deployment name) and bills each attempt.
+
+    `capture_tasks`: the tasks whose successful exchanges (prompt and answer) are
+    kept in the ledger for distillation; `*` means every task. Empty by default:
+    prompts may be sensitive, so capturing them is opt-in."""
 
     def __init__(
         self,
@@ -160,6 +200,7 @@ class Executor:
         limits: Limits | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        capture_tasks: frozenset[str] = frozenset(),
     ) -> None:
         self.providers = providers
         self.ledger = ledger
@@ -168,22 +209,28 @@ class Executor:
         self.limits = limits or Limits()
         self.clock = clock
         self.monotonic = monotonic
+        self.capture_tasks = capture_tasks
 
-    def _start(self, candidate: RankedCandidate, number: int) -> _Attempt:
-        return _Attempt(candidate, number, self.clock(), self.monotonic())
+    def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
+        return Attempt(candidate, number, self.clock(), self.monotonic())
 
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers (hedged if the
         policy asks for it)."""
         run = _Run(self, decision)
-        hedge_s = (decision.hedge_after_ms or 0) / 1000
+
+        async def attempt(candidate: RankedCandidate) -> Outcome | None:
+            return await self._attempt(run, candidate, request, ctx)
+
+        async def keep(_: Outcome) -> None:
+            """A second hedge that also finished: it was billed in full; nothing to undo."""
+
         while (candidate := await run.next()) is not None:
-            if hedge_s and run.queue:
-                outcome = await self._hedged(run, candidate, hedge_s, request, ctx)
-            else:
-                outcome = await self._attempt(run, candidate, request, ctx)
-            if outcome is not None:
+            if (outcome := await self._one_or_race(run, candidate, attempt, keep)) is not None:
                 return outcome
+        if (esc := run.escalation) is not None:
+            card = esc.attempt.candidate.card
+            return Outcome(esc.error.completion, card, esc.cost_usd, run.failed_before(esc))
         raise run.exhausted()
 
     async def _attempt(
@@ -197,6 +244,9 @@ class Executor:
             completion = await _within(
                 provider.complete(request, candidate.card.upstream), limit, candidate
             )
+        except LowConfidenceError as exc:
+            await self._escalate(run, ctx, attempt, exc)
+            return None
         except ModelyardError as exc:
             await self._failure(run.decision, ctx, attempt, exc)
             run.failed_with(candidate, exc)
@@ -204,29 +254,48 @@ class Executor:
         except BaseException:
             await self._cancelled(run.decision, ctx, attempt)
             raise
-        cost = await self.bill(run.decision, ctx, attempt, completion.usage, "ok", None)
+        cost = await self.bill(
+            run.decision, ctx, attempt, completion.usage, "ok", None, completion.confidence
+        )
+        await self.capture(run.decision, ctx, attempt, request, completion.content)
         return Outcome(completion, candidate.card, cost, tuple(run.failed))
 
-    async def _hedged(
+    async def _one_or_race(
+        self,
+        run: _Run,
+        first: RankedCandidate,
+        try_one: Callable[[RankedCandidate], Awaitable[_T | None]],
+        discard: Callable[[_T], Awaitable[None]],
+    ) -> _T | None:
+        """`try_one(first)`, or, when the policy hedges and a runner-up is left, a race."""
+        hedge_s = (run.decision.hedge_after_ms or 0) / 1000
+        if not (hedge_s and run.queue):
+            return await try_one(first)
+        winners = await self._race(run, first, hedge_s, try_one)
+        for extra in winners[1:]:
+            await discard(extra)
+        return winners[0] if winners else None
+
+    async def _race(
         self,
         run: _Run,
         first: RankedCandidate,
         hedge_s: float,
-        request: ChatRequest,
-        ctx: CallContext,
-    ) -> Outcome | None:
+        try_one: Callable[[RankedCandidate], Awaitable[_T | None]],
+    ) -> list[_T]:
         """Start `first`; if it has not finished after `hedge_s`, start the next candidate
-        too. The first answer wins; the loser is cancelled and billed as such."""
-        outcomes: list[Outcome] = []
+        too. The first result cancels the other, which bills itself as cancelled. Two
+        results come back only when both finished before the cancel took effect."""
+        results: list[_T] = []
         fatal: list[ModelyardError] = []
         first_done = anyio.Event()
 
         async with anyio.create_task_group() as tg:
 
-            async def race(candidate: RankedCandidate, done: anyio.Event | None) -> None:
+            async def run_one(candidate: RankedCandidate, done: anyio.Event | None) -> None:
                 try:
-                    if (outcome := await self._attempt(run, candidate, request, ctx)) is not None:
-                        outcomes.append(outcome)
+                    if (result := await try_one(candidate)) is not None:
+                        results.append(result)
                         tg.cancel_scope.cancel()
                 except ModelyardError as exc:  # not retryable: stop the race, report it
                     fatal.append(exc)
@@ -235,62 +304,110 @@ class Executor:
                     if done is not None:
                         done.set()
 
-            tg.start_soon(race, first, first_done)
+            tg.start_soon(run_one, first, first_done)
             with anyio.move_on_after(hedge_s):
                 await first_done.wait()
             if not first_done.is_set() and (second := await run.next()) is not None:
-                tg.start_soon(race, second, None)
-        if fatal:
+                tg.start_soon(run_one, second, None)
+        if fatal and not results:
             raise fatal[0]
-        return outcomes[0] if outcomes else None
+        return results
 
     async def stream(
         self, decision: Decision, request: ChatRequest, ctx: CallContext
     ) -> LiveStream:
-        """Open a stream, failing over until some candidate produces its first content."""
+        """Open a stream, failing over (or racing, when hedged) until some candidate
+        produces its first content."""
         run = _Run(self, decision)
+
+        async def open_one(candidate: RankedCandidate) -> _Opened | None:
+            return await self._open(run, candidate, request, ctx)
+
+        async def abandon(opened: _Opened) -> None:
+            await close_stream(opened.chunks)
+            await self._cancelled(decision, ctx, opened.attempt)
+
         while (candidate := await run.next()) is not None:
-            attempt = self._start(candidate, run.number)
-            provider = self.providers[candidate.card.deployment.name]
-            chunks = provider.stream(request, candidate.card.upstream)
-            limit = run.timeout(self.limits.first_token_timeout_s)
-            try:
-                head = await _within(self._until_content(chunks, attempt), limit, candidate)
-            except ModelyardError as exc:
-                await _close(chunks)
-                await self._failure(decision, ctx, attempt, exc)
-                run.failed_with(candidate, exc)
-                continue
-            except BaseException:
-                await _close(chunks)
-                await self._cancelled(decision, ctx, attempt)
-                raise
-            return LiveStream(self, decision, ctx, attempt, head, chunks, tuple(run.failed))
+            if (opened := await self._one_or_race(run, candidate, open_one, abandon)) is not None:
+                a, failed = opened.attempt, tuple(run.failed)
+                return LiveStream(
+                    self, decision, ctx, a, opened.head, opened.chunks, failed, request=request
+                )
+        if (esc := run.escalation) is not None:
+            chunks = completion_chunks(esc.error.completion)
+            return LiveStream(
+                self,
+                decision,
+                ctx,
+                esc.attempt,
+                chunks,
+                no_more_chunks(),
+                run.failed_before(esc),
+                request=request,
+                billed_cost=esc.cost_usd,
+            )
         raise run.exhausted()
 
+    async def _open(
+        self, run: _Run, candidate: RankedCandidate, request: ChatRequest, ctx: CallContext
+    ) -> _Opened | None:
+        """One stream attempt up to its first content, or None after a retryable failure."""
+        attempt = self._start(candidate, run.number)
+        provider = self.providers[candidate.card.deployment.name]
+        chunks = provider.stream(request, candidate.card.upstream)
+        limit = run.timeout(self.limits.first_token_timeout_s)
+        try:
+            head = await _within(self._until_content(chunks, attempt), limit, candidate)
+        except LowConfidenceError as exc:
+            await close_stream(chunks)
+            await self._escalate(run, ctx, attempt, exc)
+            return None
+        except ModelyardError as exc:
+            await close_stream(chunks)
+            await self._failure(run.decision, ctx, attempt, exc)
+            run.failed_with(candidate, exc)
+            return None
+        except BaseException:
+            await close_stream(chunks)
+            await self._cancelled(run.decision, ctx, attempt)
+            raise
+        return _Opened(attempt, head, chunks)
+
     async def _failure(
-        self, decision: Decision, ctx: CallContext, attempt: _Attempt, exc: ModelyardError
+        self, decision: Decision, ctx: CallContext, attempt: Attempt, exc: ModelyardError
     ) -> None:
         """Bill a failed attempt; re-raise it at once when it is not worth another try."""
         await self.bill(decision, ctx, attempt, Usage(), "error", exc)
         if not exc.retryable:
             raise exc
 
-    async def _cancelled(self, decision: Decision, ctx: CallContext, attempt: _Attempt) -> None:
+    async def _escalate(
+        self, run: _Run, ctx: CallContext, attempt: Attempt, exc: LowConfidenceError
+    ) -> None:
+        """Bill a low-confidence answer as `escalated` and keep it as the last resort."""
+        usage = exc.completion.usage
+        cost = await self.bill(run.decision, ctx, attempt, usage, "escalated", exc, exc.confidence)
+        run.escalation = _Escalation(attempt, exc, cost)
+        run.failed.append(FailedAttempt(attempt.candidate.card.id, exc))
+
+    async def _cancelled(self, decision: Decision, ctx: CallContext, attempt: Attempt) -> None:
         """A call abandoned mid-flight (hedge loser, client gone, deadline): providers
-        bill a prompt they started on, so bill its estimated size, not zero."""
+        bill a prompt they started on, so bill its estimated size and whatever it
+        streamed, not zero."""
         card = attempt.candidate.card
         prompt = scale_for_family(decision.requirements.prompt_tokens, card.family)
-        await self.bill(decision, ctx, attempt, Usage(input_tokens=prompt), "cancelled", None)
+        streamed = count_text("".join(attempt.streamed_text))
+        usage = Usage(input_tokens=prompt, output_tokens=streamed)
+        await self.bill(decision, ctx, attempt, usage, "cancelled", None)
 
-    async def _until_content(self, chunks: AsyncIterator[Chunk], attempt: _Attempt) -> list[Chunk]:
+    async def _until_content(self, chunks: AsyncIterator[Chunk], attempt: Attempt) -> list[Chunk]:
         """Read chunks until the first with content (or the end); errors here fail over."""
         head: list[Chunk] = []
         async for chunk in chunks:
             head.append(chunk)
             if chunk.has_content or chunk.finish_reason or chunk.usage:
                 attempt.ttft_ms = (self.monotonic() - attempt.t0) * 1000
-                _collect(attempt, chunk)
+                collect(attempt, chunk)
                 return head
         raise ProviderResponseError(
             "stream ended before any content", provider=attempt.candidate.card.deployment.name
@@ -300,10 +417,11 @@ class Executor:
         self,
         decision: Decision,
         ctx: CallContext,
-        attempt: _Attempt,
+        attempt: Attempt,
         usage: Usage,
         status: AttemptStatus,
         error: ModelyardError | None,
+        confidence: float | None = None,
     ) -> Money:
         """Write the attempt's record; shielded so a cancelled caller still gets billed."""
         card = attempt.candidate.card
@@ -331,93 +449,52 @@ class Executor:
             caller=ctx.caller,
             scorer_version=decision.scorer_version,
             reasons=decision.explain(),
+            confidence=confidence,
         )
+        attempt.record_id = record.id
         self._report_health(card.deployment.name, status, error)
         with anyio.CancelScope(shield=True):
             await self.ledger.write(record)
         return cost
 
+    async def capture(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        attempt: Attempt,
+        request: ChatRequest,
+        response: str | None,
+    ) -> None:
+        """Keep the prompt and answer of a billed, successful attempt when its task is
+        captured (see the class docstring)."""
+        task = decision.requirements.task
+        if attempt.record_id is None or task is None:
+            return
+        if task not in self.capture_tasks and "*" not in self.capture_tasks:
+            return
+        exchange = Exchange(
+            record_id=attempt.record_id,
+            request_id=ctx.request_id,
+            task=task,
+            model_id=attempt.candidate.card.id,
+            messages=[m.model_dump(mode="json", exclude_none=True) for m in request.messages],
+            response=response,
+            created_at=self.clock(),
+        )
+        with anyio.CancelScope(shield=True):
+            await self.ledger.write_exchange(exchange)
+
     def _report_health(
         self, deployment: str, status: AttemptStatus, error: ModelyardError | None
     ) -> None:
         now = self.monotonic()
-        if status == "ok":
+        # An escalation is a healthy deployment that answered, only not confidently.
+        if status in ("ok", "escalated"):
             self.health.record_success(deployment, now)
         elif error is not None:
             self.health.record_failure(deployment, error, now)
         else:
             self.health.release(deployment)
-
-
-class LiveStream:
-    """A stream that has produced content: iterate it once; it bills itself at the end."""
-
-    def __init__(
-        self,
-        executor: Executor,
-        decision: Decision,
-        ctx: CallContext,
-        attempt: _Attempt,
-        head: list[Chunk],
-        rest: AsyncIterator[Chunk],
-        failed: tuple[FailedAttempt, ...],
-    ) -> None:
-        self._executor = executor
-        self.decision = decision
-        self._ctx = ctx
-        self._attempt = attempt
-        self._head = head
-        self._rest = rest
-        self.failed = failed
-        self.card = attempt.candidate.card
-        self.usage: Usage | None = None
-        self.cost_usd: Money | None = None
-
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
-        status: AttemptStatus = "cancelled"
-        error: ModelyardError | None = None
-        try:
-            for chunk in self._head:
-                yield self._seen(chunk)
-            async for chunk in self._rest:
-                _collect(self._attempt, chunk)
-                yield self._seen(chunk)
-            status = "ok"
-        except ModelyardError as exc:
-            status, error = "error", exc
-            raise
-        finally:
-            await _close(self._rest)
-            usage = self.usage or self._streamed_usage()
-            self.cost_usd = await self._executor.bill(
-                self.decision, self._ctx, self._attempt, usage, status, error
-            )
-
-    def _seen(self, chunk: Chunk) -> Chunk:
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        return chunk
-
-    def _streamed_usage(self) -> Usage:
-        """No usage reported (stream cut or cancelled): bill the tokens we saw."""
-        prompt = self.decision.requirements.prompt_tokens
-        return Usage(
-            input_tokens=prompt, output_tokens=count_text("".join(self._attempt.streamed_text))
-        )
-
-
-def _collect(attempt: _Attempt, chunk: Chunk) -> None:
-    if chunk.content:
-        attempt.streamed_text.append(chunk.content)
-    for call in chunk.tool_calls:
-        attempt.streamed_text.append((call.name or "") + call.arguments)
-
-
-async def _close(chunks: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        with anyio.CancelScope(shield=True):
-            await aclose()
 
 
 async def _within(work: Awaitable[_T], limit_s: float, candidate: RankedCandidate) -> _T:

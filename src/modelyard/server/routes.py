@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from modelyard.engine import Engine
 from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
-from modelyard.executor import LiveStream
+from modelyard.live_stream import LiveStream
 from modelyard.routing.requirements import hints_from_headers
 from modelyard.server.wire import ChunkRenderer, completion_json
 from modelyard.types import ChatRequest

@@ -1,0 +1,123 @@
+"""A stream that has produced content, handed to the caller to iterate once.
+
+It bills its attempt when iteration ends, however it ends: finished (`ok`),
+failed mid-way (`error`, after the content already sent — never a silent switch to
+another model), or abandoned by the caller (`cancelled`). Usage is what the
+provider reported, or, for a stream cut short, what was streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import anyio
+
+from modelyard.catalog.tokens import count_text
+from modelyard.errors import ModelyardError
+from modelyard.ledger.records import AttemptStatus
+from modelyard.routing.plan import Decision
+from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
+
+if TYPE_CHECKING:
+    from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt
+
+
+class LiveStream:
+    """A stream that has produced content: iterate it once; it bills itself at the end.
+
+    `billed_cost` is set for a stream replayed from an answer that was billed already
+    (a specialist's low-confidence answer with nothing left to escalate to)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        decision: Decision,
+        ctx: CallContext,
+        attempt: Attempt,
+        head: list[Chunk],
+        rest: AsyncIterator[Chunk],
+        failed: tuple[FailedAttempt, ...],
+        *,
+        request: ChatRequest,
+        billed_cost: Money | None = None,
+    ) -> None:
+        self._executor = executor
+        self.decision = decision
+        self._ctx = ctx
+        self._attempt = attempt
+        self._head = head
+        self._rest = rest
+        self._request = request
+        self.failed = failed
+        self.card = attempt.candidate.card
+        self.usage: Usage | None = None
+        self.cost_usd: Money | None = billed_cost
+
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        status: AttemptStatus = "cancelled"
+        error: ModelyardError | None = None
+        try:
+            for chunk in self._head:
+                yield self._seen(chunk)
+            async for chunk in self._rest:
+                collect(self._attempt, chunk)
+                yield self._seen(chunk)
+            status = "ok"
+        except ModelyardError as exc:
+            status, error = "error", exc
+            raise
+        finally:
+            await close_stream(self._rest)
+            if self.cost_usd is None:
+                await self._bill(status, error)
+
+    async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
+        usage = self.usage or self._streamed_usage()
+        ex = self._executor
+        self.cost_usd = await ex.bill(self.decision, self._ctx, self._attempt, usage, status, error)
+        if status == "ok":
+            text = "".join(self._attempt.streamed_text)
+            await ex.capture(self.decision, self._ctx, self._attempt, self._request, text)
+
+    def _seen(self, chunk: Chunk) -> Chunk:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        return chunk
+
+    def _streamed_usage(self) -> Usage:
+        """No usage reported (stream cut or cancelled): bill the tokens we saw."""
+        prompt = self.decision.requirements.prompt_tokens
+        return Usage(
+            input_tokens=prompt, output_tokens=count_text("".join(self._attempt.streamed_text))
+        )
+
+
+def collect(attempt: Attempt, chunk: Chunk) -> None:
+    """Keep what a chunk streamed, to bill it if the stream is cut short."""
+    if chunk.content:
+        attempt.streamed_text.append(chunk.content)
+    for call in chunk.tool_calls:
+        attempt.streamed_text.append((call.name or "") + call.arguments)
+
+
+async def close_stream(chunks: AsyncIterator[Chunk]) -> None:
+    """Close a provider stream (and its connection), even from a cancelled task."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
+
+
+def completion_chunks(completion: Completion) -> list[Chunk]:
+    """A finished answer as a stream: its content, then the end with its usage."""
+    return [
+        Chunk(content=completion.content or ""),
+        Chunk(finish_reason=completion.finish_reason, usage=completion.usage),
+    ]
+
+
+async def no_more_chunks() -> AsyncIterator[Chunk]:
+    """An already-exhausted stream."""
+    return
+    yield  # pragma: no cover - makes this an async generator
