@@ -118,7 +118,11 @@ def stack_config(urls: dict[str, str]) -> dict[str, Any]:
     return {
         "deployments": deployments,
         "models": models,
-        "policies": {"cheapest": {"type": "cheapest"}, "best": {"type": "best"}},
+        "policies": {
+            "cheapest": {"type": "cheapest"},
+            "best": {"type": "best"},
+            "hedged": {"type": "best", "hedge_after_ms": 100},
+        },
         "default_policy": "cheapest",
         "resilience": RESILIENCE,
     }
@@ -506,6 +510,27 @@ async def test_client_cancelling_mid_request_bills_the_attempt_as_cancelled(
 
 
 # --- the fake's faults as the official SDKs see them ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stream", "fault"),
+    [(False, Fault.latency(0.8)), (True, Fault.slow_first_token(0.4))],
+    ids=["json-slow-answer", "stream-slow-first-token"],
+)
+async def test_hedging_races_the_runner_up_and_bills_the_cancelled_loser(
+    rig: Rig, http: httpx.AsyncClient, stream: bool, fault: Fault
+) -> None:
+    # Slow, but inside every timeout: only the hedge (100 ms) makes the gateway move on.
+    rig.fail(GAMMA, fault)
+    answer = await ask(http, chat("hedge me", model="hedged", stream=stream))
+    assert (answer.status, answer.text) == (200, "echo: hedge me")
+    assert answer.headers["x-modelyard-model"] == BETA
+    records = await assert_one_record_per_upstream_call(rig)
+    statuses = {r.model_id: r.status for r in records}
+    assert statuses == {GAMMA: "cancelled", BETA: "ok"}
+    loser = next(r for r in records if r.model_id == GAMMA)
+    assert loser.input_tokens > 0, "the loser is billed for the prompt it was sent"
+    assert loser.cost_usd > 0
 
 
 def test_sdks_read_the_fakes_errors_as_they_read_the_real_apis(fakes: dict[str, Fake]) -> None:
