@@ -6,5 +6,15 @@ NumPy and is for tests and for users without the `learned` extra; the real encod
 """
 
 from modelyard.embeddings.base import Encoder, HashingEncoder, conversation_text
+from modelyard.embeddings.cache import CachedEncoder
+from modelyard.embeddings.registry import DEFAULT_ENCODER, known_encoders, load_encoder
 
-__all__ = ["Encoder", "HashingEncoder", "conversation_text"]
+__all__ = [
+    "DEFAULT_ENCODER",
+    "CachedEncoder",
+    "Encoder",
+    "HashingEncoder",
+    "conversation_text",
+    "known_encoders",
+    "load_encoder",
+]
