@@ -18,6 +18,7 @@ from modelyard.config import Config, load
 from modelyard.engine import Engine, build_engine
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.ledger.records import LedgerStore
+from modelyard.specialists.stack import with_specialists
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -72,5 +73,8 @@ class Stack:
 def load_stack(path: str | None, local: Sequence[str], env: Mapping[str, str]) -> Stack:
     """The config at `path`, or the built-in stack with `local` endpoints added."""
     if path is None:
-        return Stack(default_config(local), DEFAULT_SOURCE, env)
-    return Stack(load(path), path, env)
+        # Specialists trained into $MODELYARD_HOME join the built-in stack on their own;
+        # a config file lists the ones it serves under `specialists:`.
+        config = with_specialists(default_config(local), env, discover=True, source=DEFAULT_SOURCE)
+        return Stack(config, DEFAULT_SOURCE, env)
+    return Stack(with_specialists(load(path), env, source=path), path, env)

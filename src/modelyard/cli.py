@@ -18,12 +18,18 @@ from rich.table import Table
 
 from modelyard.app_factory import Stack, load_stack
 from modelyard.errors import ModelyardError
+from modelyard.evaluation.cli import eval_command
+from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
+from modelyard.specialists.cli import app as specialist_app
 from modelyard.types import ChatRequest, Message
 
 app = typer.Typer(help="modelyard: route each request to the cheapest model that is good enough.")
 route_app = typer.Typer(help="Inspect routing decisions without calling a model.")
 app.add_typer(route_app, name="route")
+app.command("eval")(eval_command)
+app.add_typer(specialist_app, name="specialist")
+app.add_typer(router_app, name="router")
 console = Console()
 
 ConfigOpt = Annotated[

@@ -90,6 +90,8 @@ class ModelConfig(_Strict):
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     data_classes: list[DataClass] | None = None
+    # Serves only requests that declare this task (a specialist classifier).
+    task: str | None = None
 
 
 class PolicyConfig(BaseModel):
@@ -119,6 +121,30 @@ class ResilienceConfig(_Strict):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
 
+class SpecialistConfig(_Strict):
+    """A trained specialist to serve as `specialist/<name>` (see `modelyard.specialists`).
+
+    `artifact` defaults to `$MODELYARD_HOME/specialists/<name>`; `task` and
+    `min_confidence` default to what the artifact's manifest says."""
+
+    artifact: str | None = None
+    task: str | None = None
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    cost_per_call_usd: Price = Decimal(0)
+
+
+class ScorerConfig(_Strict):
+    """How candidates are scored. `priors` (default): the cards' quality priors.
+    `learned`: a predictor trained with `modelyard router train`, loaded once at
+    start-up from `artifact` (a directory; relative paths are relative to this file).
+    `models` maps card ids to the artifact's model names where they differ; a card
+    the artifact does not know keeps its prior quality."""
+
+    type: str = "priors"
+    artifact: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=4000, gt=0, lt=65536)
@@ -142,7 +168,9 @@ class Config(_Strict):
     ledger_url: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    specialists: dict[str, SpecialistConfig] = Field(default_factory=dict)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
@@ -215,7 +243,7 @@ def cross_check(config: Config, source: str) -> None:
     for name, policy in config.policies.items():
         settings = policy.model_extra or {}
         validate_policy_settings(policy.type, settings, f"{source}: policies.{name}")
-        named = [("model", settings.get("model"))] + [
+        named = [(k, settings.get(k)) for k in ("model", "strong", "weak")] + [
             (f"fallback.{i}", m) for i, m in enumerate(settings.get("fallback") or [])
         ]
         for where, model in named:
@@ -224,8 +252,44 @@ def cross_check(config: Config, source: str) -> None:
                     f"{source}: policies.{name}.{where}: refers to model '{model}', which is not "
                     f"declared (declared: {', '.join(models) or 'none'})"
                 )
+    _check_scorer(config.scorer, models, source)
     if config.default_policy not in config.policies:
         raise ConfigError(
             f"{source}: default_policy: '{config.default_policy}' is not a declared policy "
             f"(declared: {', '.join(sorted(config.policies)) or 'none'})"
         )
+
+
+def artifact_path(artifact: str, source: str) -> Path:
+    """A relative artifact path is relative to the config file that names it."""
+    path = Path(artifact).expanduser()
+    if path.is_absolute():
+        return path
+    config_file = Path(source)
+    return (config_file.parent if config_file.is_file() else Path.cwd()) / path
+
+
+def _check_scorer(scorer: ScorerConfig, models: list[str], source: str) -> None:
+    from modelyard.plugins import SCORERS, names
+
+    where = f"{source}: scorer"
+    if scorer.type not in names(SCORERS):
+        known = ", ".join(sorted(names(SCORERS)))
+        raise ConfigError(f"{where}.type: unknown scorer '{scorer.type}' (known: {known})")
+    if scorer.type == "priors" and (scorer.artifact or scorer.models):
+        raise ConfigError(f"{where}: 'artifact' and 'models' are settings of a learned scorer")
+    if scorer.type == "learned":
+        if scorer.artifact is None:
+            raise ConfigError(f"{where}.artifact: a learned scorer needs the artifact directory")
+        path = artifact_path(scorer.artifact, source)
+        if not (path / "manifest.json").is_file():
+            raise ConfigError(
+                f"{where}.artifact: no router artifact at {path} (no manifest.json); "
+                "train one with `modelyard router train`"
+            )
+    for card_id in scorer.models:
+        if card_id not in models:
+            raise ConfigError(
+                f"{where}.models.{card_id}: not a declared model "
+                f"(declared: {', '.join(models) or 'none'})"
+            )

@@ -29,7 +29,9 @@ from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.routing.plan import Decision
 from modelyard.routing.policies import FixedPolicy, Policy
 from modelyard.routing.router import Router
-from modelyard.routing.scorers import PriorScorer, Scorer
+from modelyard.routing.scorers import Scorer
+from modelyard.routing.threshold import ThresholdPolicy
+from modelyard.specialists.stack import with_specialists
 from modelyard.types import ChatRequest
 
 
@@ -86,8 +88,26 @@ def build_policies(config: Config) -> dict[str, Policy]:
                     "fallback": [resolve(m, m) for m in settings.fallback],
                 }
             )
+        if isinstance(settings, ThresholdPolicy.Settings):
+            resolve = config.aliases.get
+            settings = settings.model_copy(
+                update={
+                    "strong": resolve(settings.strong, settings.strong),
+                    "weak": resolve(settings.weak, settings.weak),
+                }
+            )
         policies[name] = cls(settings)
     return policies
+
+
+def build_scorer(config: Config, source: str = "config") -> Scorer:
+    """The configured scorer, built once at start-up: a learned one loads its
+    artifact and opens its encoder here. Scorer plugins with a `from_config`
+    classmethod get the `scorer:` section; others are built without arguments."""
+    factory = plugins.load(plugins.SCORERS, config.scorer.type)
+    from_config = getattr(factory, "from_config", None)
+    scorer: Scorer = from_config(config.scorer, source) if from_config else factory()
+    return scorer
 
 
 def build_limits(config: Config) -> Limits:
@@ -147,10 +167,12 @@ def build_engine(
     """Assemble an Engine. Pass `providers` to replace the wire adapters (replay,
     fault injection); otherwise adapters are built over `client`. `clock` and
     `monotonic` are injectable so a replay can run on a fake clock."""
+    config = with_specialists(config, env, source=source)
     catalog = build_catalog(config, env, source)
     if providers is None:
         providers = build_providers(catalog, config, env, client or httpx.AsyncClient())
-    router = Router(catalog, build_policies(config), config.default_policy, scorer or PriorScorer())
+    scorer = scorer or build_scorer(config, source)
+    router = Router(catalog, build_policies(config), config.default_policy, scorer)
     executor = Executor(
         providers,
         ledger,

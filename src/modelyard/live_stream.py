@@ -52,6 +52,7 @@ class LiveStream:
         self.failed = failed
         self.card = attempt.candidate.card
         self.usage: Usage | None = None
+        self.confidence: float | None = None
         self.cost_usd: Money | None = billed_cost
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
@@ -75,7 +76,9 @@ class LiveStream:
     async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
         usage = self.usage or self._streamed_usage()
         ex = self._executor
-        self.cost_usd = await ex.bill(self.decision, self._ctx, self._attempt, usage, status, error)
+        self.cost_usd = await ex.bill(
+            self.decision, self._ctx, self._attempt, usage, status, error, self.confidence
+        )
         if status == "ok":
             text = "".join(self._attempt.streamed_text)
             await ex.capture(self.decision, self._ctx, self._attempt, self._request, text)
@@ -83,6 +86,8 @@ class LiveStream:
     def _seen(self, chunk: Chunk) -> Chunk:
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.confidence is not None:
+            self.confidence = chunk.confidence
         return chunk
 
     def _streamed_usage(self) -> Usage:

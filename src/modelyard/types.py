@@ -273,6 +273,8 @@ class Chunk:
     tool_calls: tuple[ToolCallDelta, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    # A classifier's calibrated confidence (specialists), carried to the ledger.
+    confidence: float | None = None
 
     @property
     def has_content(self) -> bool:

@@ -147,6 +147,19 @@ def test_task_quality_priors_change_the_choice() -> None:
     assert any("floor 0.85" in r.reason for r in decision.rejected)
 
 
+@pytest.mark.parametrize("below_floor", ["best", "refuse"])
+def test_a_floor_nobody_reaches_serves_the_best_predicted_or_refuses(below_floor: str) -> None:
+    policy = {"type": "cheapest", "min_quality": 0.99, "below_floor": below_floor}
+    router = make_router(policies={"auto": policy})
+    if below_floor == "refuse":
+        with pytest.raises(NoQualifiedModelError, match=r"floor 0\.99"):
+            plan({}, router)
+        return
+    decision = plan({}, router)
+    assert order(decision)[0] == "frontier"  # the highest prior quality
+    assert decision.candidates[0].reason.startswith("no model predicted >= floor 0.99")
+
+
 def test_cost_and_latency_ceilings_drop_candidates_with_reasons() -> None:
     decision = plan({"model": "best", "modelyard": {"max_cost_usd": "0.001"}})
     assert "frontier" not in order(decision)

@@ -64,6 +64,8 @@ class ModelCard:
     latency: LatencyPrior
     quality: QualityPrior
     data_classes: frozenset[DataClass]
+    # A specialist serves only requests that declare its task; None serves any task.
+    task: str | None = None
 
     def fits(self, prompt_tokens: int, output_tokens: int) -> bool:
         return prompt_tokens + output_tokens <= self.context_window

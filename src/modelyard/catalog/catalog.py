@@ -122,4 +122,5 @@ def _card(
         latency=LatencyPrior(m.latency.ttft_ms, m.latency.output_tokens_per_s),
         quality=QualityPrior(m.quality.default, dict(m.quality.tasks)),
         data_classes=frozenset(m.data_classes) if m.data_classes else default_classes,
+        task=m.task,
     )

@@ -29,6 +29,9 @@ def output_reserve(card: ModelCard, req: Requirements) -> int:
 
 def unmet(card: ModelCard, req: Requirements) -> str | None:
     """Why `card` cannot serve `req` on capability grounds, or None if it can."""
+    if card.task is not None and req.task != card.task:
+        asked = f"the request's task is '{req.task}'" if req.task else "the request names no task"
+        return f"serves only task '{card.task}' ({asked})"
     missing = req.capabilities - card.capabilities
     if missing:
         return "lacks " + ", ".join(sorted(c.value for c in missing))

@@ -18,7 +18,9 @@ and the field.
 
 from __future__ import annotations
 
+import ast
 import gzip
+import importlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -298,7 +300,7 @@ def load_routerbench(path: Path, *, name: str) -> OutcomeSet:
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+        pq: Any = importlib.import_module("pyarrow.parquet")
     except ImportError:
         pq = None
     if pq is not None:
@@ -317,10 +319,9 @@ def _read_pickle(path: Path) -> list[dict[str, Any]]:
 
 def _pandas(path: Path, hint: str) -> Any:
     try:
-        import pandas  # type: ignore[import-not-found, unused-ignore]
+        return importlib.import_module("pandas")
     except ImportError:
         raise ValueError(f"{path}: cannot read it without pandas; {hint}") from None
-    return pandas
 
 
 def outcomes_from_routerbench(
@@ -351,9 +352,7 @@ def _add_routerbench_row(
     source = row.get("eval_name")
     if not isinstance(source, str) or not source:
         raise ValueError(f"{where}: column 'eval_name' must be a non-empty string")
-    prompt = row.get("prompt")
-    if not isinstance(prompt, str) and hasattr(prompt, "tolist"):
-        prompt = prompt.tolist()  # numpy arrays from pandas / pyarrow
+    prompt = _routerbench_prompt(row.get("prompt"))
     builder.add_prompt(OutcomePrompt(pid, to_messages(prompt, where), source), where)
     for model in models:
         quality = row.get(model)
@@ -365,6 +364,22 @@ def _add_routerbench_row(
         response = row.get(f"{model}{_RESPONSE}")
         if isinstance(response, str):
             builder.responses[(pid, model)] = response
+
+
+def _routerbench_prompt(prompt: Any) -> Any:
+    """RouterBench stores multi-turn prompts (MT-Bench) as the text of a Python list of
+    user turns, e.g. "['Write a poem.', 'Shorter.']"; arrays come from pandas/pyarrow."""
+    tolist = getattr(prompt, "tolist", None)
+    if not isinstance(prompt, str) and tolist is not None:
+        return tolist()
+    if isinstance(prompt, str) and prompt[:2] in ("['", '["') and prompt.endswith("]"):
+        try:
+            turns = ast.literal_eval(prompt)
+        except (ValueError, SyntaxError):
+            return prompt
+        if isinstance(turns, list) and turns and all(isinstance(t, str) for t in turns):
+            return turns
+    return prompt
 
 
 def _plain(value: Any) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,10 +59,15 @@ def _cost(c: Candidate) -> str:
 
 
 class CheapestPolicy:
-    """The cheapest qualified model (optionally above a quality floor) first."""
+    """The cheapest qualified model (optionally above a quality floor) first.
+
+    When no candidate is predicted to reach the floor, `below_floor` decides: `best`
+    (the default) serves the best-predicted candidates, best first, rather than
+    refusing a request some model could answer; `refuse` rejects them all (400)."""
 
     class Settings(_Settings):
         min_quality: float = Field(default=0.0, ge=0, le=1)
+        below_floor: Literal["best", "refuse"] = "best"
 
     kind: PlanKind = "fallback"
 
@@ -71,12 +76,18 @@ class CheapestPolicy:
 
     def rank(self, ctx: PlanContext) -> tuple[Ranking, list[Rejection]]:
         floor = self.settings.min_quality
+        kept = [c for c in ctx.candidates if c.score.quality >= floor]
+        if not kept and self.settings.below_floor == "best":
+            best = sorted(
+                ctx.candidates, key=lambda c: (-c.score.quality, c.score.expected_cost_usd)
+            )
+            why = f"no model predicted >= floor {floor:.2f}; best predicted"
+            return [(c, f"{why}: quality {c.score.quality:.2f}, cost {_cost(c)}") for c in best], []
         rejections = [
             Rejection(c.card.id, f"predicted quality {c.score.quality:.2f} < floor {floor:.2f}")
             for c in ctx.candidates
             if c.score.quality < floor
         ]
-        kept = [c for c in ctx.candidates if c.score.quality >= floor]
         kept.sort(key=lambda c: (c.score.expected_cost_usd, -c.score.quality, c.card.id))
         return [(c, f"expected cost {_cost(c)}, quality {c.score.quality:.2f}") for c in kept], (
             rejections

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.catalog import Catalog
@@ -79,7 +79,7 @@ class Router:
         `unhealthy` (deployment → reason) is the health snapshot to plan against.
         """
         target = self.resolve(request)
-        req = infer_requirements(request)
+        req = self._implied_task(infer_requirements(request), target.policy)
         pool = self._pool(target.policy)
         filtered = filter_candidates(pool, req, self.catalog, unhealthy)
         scored = self._score(request, req, filtered.kept)
@@ -108,6 +108,17 @@ class Router:
                 getattr(target.policy, "settings", None), "hedge_after_ms", None
             ),
         )
+
+    def _implied_task(self, req: Requirements, policy: Policy) -> Requirements:
+        """Naming a task-bound model (a specialist), directly or by a fixed policy,
+        declares its task: the caller asked for that classifier, so they need not
+        repeat the task hint. An explicit, different task still disqualifies it."""
+        if req.task is not None or not isinstance(policy, FixedPolicy):
+            return req
+        card = self.catalog.cards.get(policy.settings.model)
+        if card is None or card.task is None:
+            return req
+        return replace(req, task=card.task)
 
     def _pool(self, policy: Policy) -> list[ModelCard]:
         if isinstance(policy, FixedPolicy):

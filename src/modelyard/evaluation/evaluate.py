@@ -1,0 +1,183 @@
+"""Run a plan: single models and every router through the replay Engine, in worker
+processes when asked, then hand the ledger-derived runs to `summary`.
+
+Work is cut into one task per (split, router) — train, calibrate, select, sweep —
+so two workers keep two cores busy and the progress bar moves per task.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+import anyio
+import numpy as np
+
+from modelyard.embeddings import Encoder
+from modelyard.evaluation.harness import RoutedRun
+from modelyard.evaluation.metrics import pick_pair
+from modelyard.evaluation.plans import Plan, SplitSpec
+from modelyard.evaluation.sweep import (
+    RouterResult,
+    RouterTask,
+    ScorerFactory,
+    learned_scorer,
+    run_router,
+    run_singles,
+)
+from modelyard.learned.outcomes import OutcomeSet
+
+Progress = Callable[[str], None]
+# Single-threaded BLAS/torch in workers: two processes on two cores, not 2 × N threads.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Settings:
+    routers: tuple[str, ...] = ("knn", "mlp", "mf")
+    seed: int = 0
+    knobs: int = 16
+    workers: int = 1
+    named_pairs: tuple[tuple[str, str], ...] = ()
+    factory: ScorerFactory = learned_scorer
+
+
+@dataclass
+class PlanRuns:
+    """What a plan produced: single-model runs over all test prompts, and per split
+    and router the test-side sweeps."""
+
+    plan: Plan
+    singles: dict[str, RoutedRun]
+    tasks: list[RouterTask] = field(default_factory=list)
+    results: list[RouterResult] = field(default_factory=list)
+
+
+def pairs_for(plan: Plan, named: Sequence[tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    """The strong/weak pairs of a plan, labelled: "threshold" for the strongest model
+    and the cheapest one, "threshold:<strong>/<weak>" for each named pair whose models
+    the data has.
+
+    Like RouteLLM's choice of GPT-4 and Mixtral, the pair defines the benchmark rather
+    than tuning a router, so it is picked once from the test dataset's single-model
+    means (per-fold picks flip between near-identical cheap models and would make the
+    folds incomparable); routers and thresholds still see training prompts only."""
+    data = plan.test_data
+    strong, weak = pick_pair(data.quality, data.cost_usd, data.models)
+    pairs = [("threshold", strong, weak)]
+    for s, w in named:
+        if s in data.models and w in data.models and (s, w) != (strong, weak):
+            pairs.append((f"threshold:{s}/{w}", s, w))
+    return tuple(pairs)
+
+
+def best_model(split: SplitSpec) -> str:
+    """The model with the highest mean quality on the training prompts."""
+    data, rows = split.train.data, split.train.rows
+    return data.models[int(np.argmax(np.nanmean(data.quality[rows], axis=0)))]
+
+
+def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTask]:
+    pairs = pairs_for(plan, settings.named_pairs)
+    return [
+        RouterTask(
+            router=router,
+            split=split.name,
+            train=split.train,
+            test=split.test,
+            encoder=encoder,
+            pairs=pairs,
+            best_model=best_model(split),
+            seed=settings.seed,
+            knobs=settings.knobs,
+            factory=settings.factory,
+        )
+        for split in plan.splits
+        for router in settings.routers
+    ]
+
+
+def _task_in_worker(task: RouterTask) -> RouterResult:
+    return anyio.run(run_router, task, time.perf_counter)
+
+
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Children inherit the environment at spawn: pin their thread pools to one."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _init_worker() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # torch is only needed by the MF router
+        pass
+
+
+def _singles_key(runs: PlanRuns) -> tuple[int, tuple[int, ...]]:
+    rows = np.unique(np.concatenate([s.test.rows for s in runs.plan.splits]))
+    return id(runs.plan.test_data), tuple(int(r) for r in rows)
+
+
+def _singles_in_worker(data: OutcomeSet, rows: list[int], seed: int) -> dict[str, RoutedRun]:
+    return anyio.run(run_singles, data, rows, seed)
+
+
+def run_plans(
+    plans: Sequence[Plan], encoder: Encoder, settings: Settings, progress: Progress | None = None
+) -> list[PlanRuns]:
+    """Every plan's single models and (split, router) tasks; `progress(label)` after each.
+
+    Single models are replayed once per distinct test set. With workers, all the work
+    of all plans goes to one pool at once, so no core idles between plans."""
+    report = progress or (lambda _label: None)
+    out = [PlanRuns(plan, {}, tasks_for(plan, encoder, settings)) for plan in plans]
+    singles_jobs = {_singles_key(r): r.plan.test_data for r in out}
+    jobs: list[tuple[Any, Callable[..., Any], tuple[Any, ...], str]] = [
+        (key, _singles_in_worker, (data, list(key[1]), settings.seed), "single models")
+        for key, data in singles_jobs.items()
+    ] + [
+        ((i, j), _task_in_worker, (task,), f"{task.router} on {task.split}")
+        for i, runs in enumerate(out)
+        for j, task in enumerate(runs.tasks)
+    ]
+    done: dict[Any, Any] = {}
+    if settings.workers <= 1 or len(jobs) <= 1:
+        for key, fn, args, label in jobs:
+            done[key] = fn(*args)
+            report(label)
+    else:
+        with (
+            _single_threaded_children(),
+            ProcessPoolExecutor(
+                max_workers=settings.workers,
+                mp_context=get_context("spawn"),
+                initializer=_init_worker,
+            ) as pool,
+        ):
+            futures = {pool.submit(fn, *args): (key, label) for key, fn, args, label in jobs}
+            for future in as_completed(futures):
+                key, label = futures[future]
+                done[key] = future.result()
+                report(label)
+    for i, runs in enumerate(out):
+        runs.singles = done[_singles_key(runs)]
+        runs.results = [done[i, j] for j in range(len(runs.tasks))]
+    return out

@@ -1,0 +1,62 @@
+"""Per-model heads on prompt embeddings: logistic regression or a one-hidden-layer MLP.
+
+Each catalog model gets its own head (trained in `mlp_fit` with scikit-learn);
+all heads share one shape, so inference is a couple of batched NumPy products
+for every model at once:
+
+    logistic: q_m = σ(x·w_m + b_m)
+    mlp:      q_m = clip(relu(x·W1_m + b1_m)·w2_m + b2_m, 0, 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from modelyard.learned.predictors import Arrays, Floats, Vectors, require, sigmoid
+
+Head = Literal["logistic", "mlp"]
+
+
+class MlpPredictor:
+    kind: ClassVar[str] = "mlp"
+
+    def __init__(self, head: Head, weights: Arrays, params: dict[str, Any]) -> None:
+        if head not in ("logistic", "mlp"):
+            raise ValueError(f"unknown head {head!r} (logistic, mlp)")
+        self.head: Head = head
+        self._params = {**params, "head": head}
+        if head == "logistic":
+            w, b = require(weights, "w", "b")
+            self.w, self.b = w.astype(np.float32), b.astype(np.float64)
+        else:
+            w1, b1, w2, b2 = require(weights, "w1", "b1", "w2", "b2")
+            self.w1 = w1.astype(np.float32)  # (m, dim, hidden)
+            self.b1 = b1.astype(np.float32)  # (m, hidden)
+            self.w2 = w2.astype(np.float32)  # (m, hidden)
+            self.b2 = b2.astype(np.float64)  # (m,)
+
+    def predict(self, x: Vectors) -> Floats:
+        x = np.asarray(x, dtype=np.float32)
+        if self.head == "logistic":
+            return sigmoid((x @ self.w.T).astype(np.float64) + self.b)
+        hidden = np.maximum(np.einsum("nd,mdh->nmh", x, self.w1) + self.b1, 0.0)
+        out = np.einsum("nmh,mh->nm", hidden, self.w2).astype(np.float64) + self.b2
+        clipped: Floats = np.clip(out, 0.0, 1.0)
+        return clipped
+
+    def arrays(self) -> Arrays:
+        if self.head == "logistic":
+            return {"w": self.w, "b": self.b}
+        return {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @classmethod
+    def from_state(cls, arrays: Arrays, params: dict[str, Any]) -> MlpPredictor:
+        head = params.get("head")
+        if head not in ("logistic", "mlp"):
+            raise ValueError(f"manifest params.head must be 'logistic' or 'mlp', got {head!r}")
+        return cls(head, arrays, params)

@@ -1,0 +1,221 @@
+"""Labelled training data: CSV or JSONL files with a text column and a label column.
+
+Every problem is a `DataError` that names the file and the line (and column) at
+fault, because a user fixing a 10,000-row export needs to know *where*:
+
+    tickets.csv: line 17: column 'text' is empty
+    tickets.jsonl: line 3: not valid JSON (Expecting ',' delimiter)
+
+Line numbers are the file's own (the CSV header is line 1), so an editor's
+"go to line" lands on the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelyard.embeddings import Encoder
+from modelyard.errors import ModelyardError
+
+CSV_SUFFIXES = (".csv", ".tsv")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# How many offending rows an error lists before it says "and N more".
+_SHOWN = 5
+
+
+class DataError(ModelyardError):
+    """Training or evaluation data is unusable; the message names file, line and column."""
+
+    code = "invalid_data"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledData:
+    """Texts and their labels, with the source line of each row for error messages."""
+
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    lines: tuple[int, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def distribution(self) -> Counter[str]:
+        return Counter(self.labels)
+
+    def subset(self, indices: Sequence[int]) -> LabelledData:
+        return LabelledData(
+            tuple(self.texts[i] for i in indices),
+            tuple(self.labels[i] for i in indices),
+            tuple(self.lines[i] for i in indices),
+            self.source,
+        )
+
+
+def load_labelled(
+    path: str | Path, *, text: str = "text", label: str = "label", min_classes: int = 2
+) -> LabelledData:
+    """Read `path` (.csv/.tsv or .jsonl/.ndjson), taking `text` and `label` columns.
+
+    Refuses an empty file, a missing column, an empty text or label, a malformed
+    row, and (with `min_classes=2`, for training) data with a single class."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type '{suffix or '(none)'}': "
+            f"use {', '.join(CSV_SUFFIXES + JSONL_SUFFIXES)}"
+        )
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty")
+    rows = _csv_rows(raw, path, text, label) if suffix in CSV_SUFFIXES else None
+    if rows is None:
+        rows = _jsonl_rows(raw, path, text, label)
+    data = _collect(rows, path, text, label)
+    check_classes(data, min_classes, label)
+    return data
+
+
+def _csv_rows(raw: str, path: Path, text: str, label: str) -> Iterator[tuple[int, Any, Any]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(raw.splitlines(keepends=True), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: malformed header ({exc})") from None
+    header = [h.strip() for h in header]
+    for needed in (text, label):
+        if needed not in header:
+            raise DataError(
+                f"{path}: no column '{needed}' in the header (columns: {', '.join(header)})"
+            )
+    ti, li = header.index(text), header.index(label)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {start}: malformed CSV ({exc})") from None
+        if not row or all(not cell.strip() for cell in row):
+            continue  # a blank line is not a row
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {start}: expected {len(header)} fields "
+                f"({', '.join(header)}), got {len(row)}"
+            )
+        yield start, row[ti], row[li]
+
+
+def _jsonl_rows(raw: str, path: Path, text: str, label: str) -> Iterator[tuple[int, Any, Any]]:
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{path}: line {number}: expected a JSON object, got {type(obj).__name__}"
+            )
+        for needed in (text, label):
+            if needed not in obj:
+                raise DataError(
+                    f"{path}: line {number}: no field '{needed}' "
+                    f"(fields: {', '.join(map(str, obj)) or 'none'})"
+                )
+        yield number, obj[text], obj[label]
+
+
+def _collect(
+    rows: Iterator[tuple[int, Any, Any]], path: Path, text: str, label: str
+) -> LabelledData:
+    texts: list[str] = []
+    labels: list[str] = []
+    lines: list[int] = []
+    for line, text_value, label_value in rows:
+        texts.append(_cell(text_value, path, line, text))
+        labels.append(_cell(label_value, path, line, label, allow_number=True))
+        lines.append(line)
+    if not texts:
+        raise DataError(f"{path}: no data rows (only a header or blank lines)")
+    return LabelledData(tuple(texts), tuple(labels), tuple(lines), str(path))
+
+
+def _cell(value: Any, path: Path, line: int, column: str, *, allow_number: bool = False) -> str:
+    """A non-empty string cell. Integer labels (JSON `3`) are read as their text."""
+    if allow_number and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DataError(
+            f"{path}: line {line}: column '{column}' must be text, got {type(value).__name__}"
+        )
+    cleaned: str = value.strip()
+    if not cleaned:
+        raise DataError(f"{path}: line {line}: column '{column}' is empty")
+    return cleaned
+
+
+def check_classes(data: LabelledData, min_classes: int, column: str = "label") -> None:
+    """Training needs at least two classes; say which one there is when there is only one."""
+    classes = data.distribution()
+    if len(classes) < min_classes:
+        only = ", ".join(f"'{c}'" for c in classes)
+        raise DataError(
+            f"{data.source}: column '{column}' has {len(classes)} distinct label(s) ({only}); "
+            f"training a classifier needs at least {min_classes}"
+        )
+
+
+def check_lengths(
+    data: LabelledData, encoder: Encoder, *, truncate: bool, column: str = "text"
+) -> list[int]:
+    """Rows whose text is longer than the encoder reads (it would silently cut them).
+
+    Without `truncate` that is an error naming the rows; with it, the rows are
+    returned so the caller can report how many were cut."""
+    limit = encoder.max_tokens
+    if limit is None:
+        return []
+    lengths = encoder.token_lengths(list(data.texts))
+    over = [i for i, n in enumerate(lengths) if n > limit]
+    if over and not truncate:
+        shown = "; ".join(f"line {data.lines[i]}: {lengths[i]} tokens" for i in over[:_SHOWN])
+        more = f" and {len(over) - _SHOWN} more" if len(over) > _SHOWN else ""
+        raise DataError(
+            f"{data.source}: {len(over)} text(s) in column '{column}' are longer than the "
+            f"encoder {encoder.id} reads ({limit} tokens): {shown}{more}. Shorten them, or pass "
+            f"--truncate to train on their first {limit} tokens"
+        )
+    return over
+
+
+def check_known_labels(data: LabelledData, known: Sequence[str], column: str = "label") -> None:
+    """Evaluation data may only use labels the specialist was trained on."""
+    allowed = set(known)
+    bad = [i for i, label in enumerate(data.labels) if label not in allowed]
+    if not bad:
+        return
+    shown = "; ".join(f"line {data.lines[i]}: '{data.labels[i]}'" for i in bad[:_SHOWN])
+    more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+    raise DataError(
+        f"{data.source}: column '{column}' has labels the specialist does not know "
+        f"(it knows {len(allowed)}): {shown}{more}"
+    )
