@@ -13,6 +13,7 @@ from modelyard.engine import Engine, build_engine
 from modelyard.ledger import InMemoryLedger
 from modelyard.providers.function import FunctionProvider
 from modelyard.server.app import create_app
+from tests.data_paths import SHARED_DATA
 from tests.stack import ENV, echo_completion, stack_config
 
 # Embeddings, learned routing and specialists need the `learned`/`train` extras
@@ -29,6 +30,16 @@ def pytest_report_header() -> str | None:
         return None
     dirs = ", ".join(f"tests/{d}" for d in EXTRA_DIRS)
     return f"not collected: {dirs} (need pip install -e '.[train]')"
+
+
+@pytest.fixture
+def missing_dataset_under_ci() -> None:
+    """Used by `needs_data` under CI when a dataset is missing: fail, do not skip."""
+    pytest.fail(
+        f"a dataset under {SHARED_DATA} is missing, and CI must run the data tests "
+        "(set MODELYARD_SHARED_DATA)",
+        pytrace=False,
+    )
 
 
 @pytest.fixture

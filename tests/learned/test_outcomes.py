@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -199,8 +200,10 @@ def test_routerbench_bad_cells_name_row_and_column() -> None:
         outcomes_from_routerbench([{"sample_id": 1, "prompt": "x"}], name="rb")
 
 
-@pytest.mark.skipif(HAS_PANDAS, reason="checks the error shown when pandas is missing")
-def test_routerbench_pickle_without_pandas_is_a_clear_error(tmp_path: Path) -> None:
+def test_routerbench_pickle_without_pandas_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # importing it now fails
     path = tmp_path / "routerbench_0shot.pkl"
     path.write_bytes(b"not read")
     with pytest.raises(ValueError, match="without pandas"):
