@@ -69,14 +69,14 @@ def rss_mb() -> float:
 
 def train(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]]:
     """Train on train.csv; return the version folder and the training figures."""
+    from modelyard.embeddings import load_encoder
     from modelyard.specialists.artifact import save_specialist
     from modelyard.specialists.data import check_lengths, load_labelled
-    from modelyard.specialists.encoders import get_encoder
     from modelyard.specialists.train import TrainOptions, train_specialist
 
     data = load_labelled(args.data / "train.csv", label="category")
     t0 = time.perf_counter()
-    encoder = get_encoder(args.encoder)
+    encoder = load_encoder(args.encoder)
     load_s = time.perf_counter() - t0
     check_lengths(data, encoder, truncate=False)
     options = TrainOptions(head=args.head, c=args.c, seed=args.seed)
@@ -143,17 +143,16 @@ async def serve_figures(folder: Path, texts: list[str], n: int, concurrency: int
     """Load like a server, then time single requests and a concurrent burst."""
     import anyio
 
-    from modelyard.embeddings import CachedEncoder
+    from modelyard.embeddings import CachedEncoder, load_encoder
     from modelyard.errors import LowConfidenceError
     from modelyard.specialists.artifact import load_specialist
-    from modelyard.specialists.encoders import get_encoder
     from modelyard.specialists.manifest import read_manifest
     from modelyard.specialists.provider import SpecialistProvider
     from modelyard.specialists.settings import SpecialistSettings
     from modelyard.types import ChatRequest
 
     t0 = time.perf_counter()
-    shared = get_encoder(read_manifest(folder).encoder.name)
+    shared = load_encoder(read_manifest(folder).encoder.name)
     inner = getattr(shared, "inner", shared)
 
     def fresh() -> SpecialistProvider:  # a provider with an empty vector cache

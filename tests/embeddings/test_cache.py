@@ -117,3 +117,15 @@ def test_concurrent_callers_get_correct_rows() -> None:
         thread.join()
     assert failures == []
     assert len(cached) <= 50
+
+
+def test_encode_batched_matches_one_call_and_reports_progress() -> None:
+    from modelyard.embeddings import encode_batched
+
+    encoder = HashingEncoder(dim=32)
+    texts = [f"ticket number {i} about cards" for i in range(10)]
+    steps: list[int] = []
+    batched = encode_batched(encoder, texts, batch=4, advance=steps.append)
+    assert steps == [4, 4, 2]
+    np.testing.assert_array_equal(batched, encoder.encode(texts))
+    assert encode_batched(encoder, []).shape == (0, 32)

@@ -15,10 +15,9 @@ pytest.importorskip("sklearn")
 
 import numpy as np
 
-from modelyard.embeddings import HashingEncoder
+from modelyard.embeddings import HashingEncoder, load_encoder
 from modelyard.specialists.artifact import load_specialist, next_version, save_specialist
 from modelyard.specialists.data import load_labelled
-from modelyard.specialists.encoders import get_encoder
 from modelyard.specialists.manifest import MANIFEST, ArtifactError, read_manifest, resolve
 from modelyard.specialists.train import Trained, TrainOptions, stratified_split, train_specialist
 from tests.specialists.conftest import ENCODER
@@ -31,7 +30,7 @@ def train(tmp_path: Path, **options: Any) -> Trained:
     data = load_labelled(write_csv(tmp_path / "train.csv", make_rows(30, seed=2)))
     return train_specialist(
         data,
-        get_encoder(ENCODER),
+        load_encoder(ENCODER),
         encoder_name=ENCODER,
         name="t",
         task="t",
@@ -82,7 +81,9 @@ def test_mlp_head_round_trips(tmp_path: Path) -> None:
 def test_two_classes_become_a_two_way_softmax(tmp_path: Path) -> None:
     rows = [r for r in make_rows(20, seed=3) if r[1] != "login"]
     data = load_labelled(write_csv(tmp_path / "two.csv", rows))
-    trained = train_specialist(data, get_encoder(ENCODER), encoder_name=ENCODER, name="b", task="b")
+    trained = train_specialist(
+        data, load_encoder(ENCODER), encoder_name=ENCODER, name="b", task="b"
+    )
     assert trained.weights["W"].shape == (2, 256)
     preds = trained.model.classify([t for t, _ in rows])
     assert sum(p.label == lab for p, (_, lab) in zip(preds, rows, strict=True)) / len(rows) > 0.9

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from modelyard.embeddings import load_encoder
 from modelyard.specialists.data import load_labelled
-from modelyard.specialists.encoders import get_encoder
 from modelyard.specialists.evaluate import evaluate
 from modelyard.specialists.train import stratified_split, train_specialist
 from tests.data_paths import SHARED_DATA, needs_data
@@ -34,7 +34,7 @@ def test_a_slice_trains_a_specialist_far_above_chance(tmp_path: Path) -> None:
     test = load_labelled(BANKING / "test.csv", label="category")
     _, small = stratified_split(train.labels, 0.1, seed=0)
     _, probe = stratified_split(test.labels, 0.2, seed=0)
-    encoder = get_encoder("hashing-512")
+    encoder = load_encoder("hashing-512")
     trained = train_specialist(
         train.subset(small.tolist()), encoder, encoder_name="hashing-512", name="b", task="b"
     )

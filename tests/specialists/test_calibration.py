@@ -10,6 +10,7 @@ pytest.importorskip("sklearn")
 
 import numpy as np
 
+from modelyard.embeddings import load_encoder
 from modelyard.specialists.artifact import softmax
 from modelyard.specialists.calibration import (
     CurvePoint,
@@ -20,7 +21,6 @@ from modelyard.specialists.calibration import (
     fit_temperature,
 )
 from modelyard.specialists.data import load_labelled
-from modelyard.specialists.encoders import get_encoder
 from modelyard.specialists.evaluate import evaluate
 from modelyard.specialists.train import train_specialist
 from tests.specialists.conftest import ENCODER
@@ -41,7 +41,7 @@ def test_calibration_lowers_ece_on_unseen_data(tmp_path: Path) -> None:
     train = load_labelled(write_csv(tmp_path / "tr.csv", make_rows(120, seed=5, noise=0.3)))
     test = load_labelled(write_csv(tmp_path / "te.csv", make_rows(120, seed=6, noise=0.3)))
     trained = train_specialist(
-        train, get_encoder(ENCODER), encoder_name=ENCODER, name="n", task="n"
+        train, load_encoder(ENCODER), encoder_name=ENCODER, name="n", task="n"
     )
     report = evaluate(trained.model, test)
     assert trained.manifest.temperature > 1  # it had to soften overconfident logits

@@ -5,7 +5,7 @@ NumPy and is for tests and for users without the `learned` extra; the real encod
 (all-MiniLM-L6-v2, run with ONNX Runtime) lives in `modelyard.embeddings.minilm`.
 """
 
-from modelyard.embeddings.base import Encoder, HashingEncoder, conversation_text
+from modelyard.embeddings.base import Encoder, HashingEncoder, conversation_text, encode_batched
 from modelyard.embeddings.cache import CachedEncoder
 from modelyard.embeddings.registry import DEFAULT_ENCODER, known_encoders, load_encoder
 
@@ -15,6 +15,7 @@ __all__ = [
     "Encoder",
     "HashingEncoder",
     "conversation_text",
+    "encode_batched",
     "known_encoders",
     "load_encoder",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
+# Batch size for encoding a whole training or test set: big enough to amortise the
+# per-call cost, small enough that a progress bar moves.
+ENCODE_BATCH = 64
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -35,6 +38,24 @@ class Encoder(Protocol):
         """Shape (len(texts), dim), float32, each row of unit length (or all zero
         for a text with no tokens)."""
         ...
+
+
+def encode_batched(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    batch: int = ENCODE_BATCH,
+    advance: Callable[[int], None] | None = None,
+) -> Vectors:
+    """Encode a data set in batches, calling `advance(n)` after each batch of n texts
+    so a progress bar can move; shape (len(texts), encoder.dim)."""
+    out = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        out[start : start + len(chunk)] = encoder.encode(chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return out
 
 
 def conversation_text(messages: Iterable[Mapping[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from modelyard.embeddings import Encoder
+from modelyard.embeddings import Encoder, encode_batched
 from modelyard.learned.artifact import DataInfo, EncoderInfo, Manifest
 from modelyard.learned.metrics import prediction_report
 from modelyard.learned.outcomes import OutcomeSet
@@ -33,7 +33,6 @@ _FITTERS = {
     "mlp": ("modelyard.learned.mlp_fit", "fit_mlp"),
     "mf": ("modelyard.learned.mf_fit", "fit_mf"),
 }
-EMBED_BATCH = 64
 
 
 def fitter(kind: str) -> Callable[..., Predictor]:
@@ -46,13 +45,16 @@ def fitter(kind: str) -> Callable[..., Predictor]:
 
 
 def embed(encoder: Encoder, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
-    """Encode in batches, reporting progress."""
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        parts.append(encoder.encode(texts[start : start + EMBED_BATCH]))
+    """Encode in batches, reporting progress as ("embedding", done, total)."""
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
         if progress:
-            progress("embedding", min(start + EMBED_BATCH, len(texts)), len(texts))
-    return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
+            progress("embedding", done, len(texts))
+
+    return encode_batched(encoder, texts, advance=advance)
 
 
 def train_scorer(

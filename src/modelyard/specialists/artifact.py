@@ -135,9 +135,9 @@ def load_specialist(path: str | Path, encoder: Encoder | None = None) -> Special
     folder = resolve(path)
     manifest = read_manifest(folder)
     if encoder is None:
-        from modelyard.specialists.encoders import get_encoder
+        from modelyard.embeddings import load_encoder
 
-        encoder = get_encoder(manifest.encoder.name)
+        encoder = load_encoder(manifest.encoder.name)
     if encoder.id != manifest.encoder.id:
         raise ArtifactError(
             f"{folder}: trained on encoder {manifest.encoder.id}, but "

@@ -123,12 +123,12 @@ def _train_and_save(
     home: Path,
 ) -> Manifest:
     """Check lengths, train with a progress bar, save a new version, print the summary."""
+    from modelyard.embeddings import load_encoder
     from modelyard.specialists.artifact import next_version, save_specialist
     from modelyard.specialists.data import check_lengths
-    from modelyard.specialists.encoders import get_encoder
     from modelyard.specialists.train import Stages, train_specialist
 
-    encoder = get_encoder(encoder_name)
+    encoder = load_encoder(encoder_name)
     cut = check_lengths(data, encoder, truncate=options.truncate)
     if cut:
         console.print(f"[yellow]{len(cut)} text(s) cut to {encoder.max_tokens} tokens[/yellow]")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.embeddings import encode_batched
 from modelyard.specialists.artifact import SpecialistModel
 from modelyard.specialists.calibration import (
     CurvePoint,
@@ -23,7 +24,6 @@ from modelyard.specialists.calibration import (
     ece,
 )
 from modelyard.specialists.data import LabelledData, check_known_labels
-from modelyard.specialists.encoders import encode_batched
 
 REPORTED_COVERAGES = (1.0, 0.95, 0.9, 0.8)
 Advance = Callable[[int], None]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelyard.embeddings import Encoder
+from modelyard.embeddings import Encoder, encode_batched
 from modelyard.embeddings.base import Vectors
 from modelyard.specialists.artifact import Head, SpecialistModel, softmax
 from modelyard.specialists.calibration import (
@@ -33,7 +33,6 @@ from modelyard.specialists.calibration import (
     fit_temperature,
 )
 from modelyard.specialists.data import LabelledData
-from modelyard.specialists.encoders import encode_batched
 from modelyard.specialists.manifest import (
     FORMAT_VERSION,
     EncoderInfo,
