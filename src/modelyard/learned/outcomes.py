@@ -50,7 +50,9 @@ class OutcomePrompt:
 class OutcomeSet:
     """Outcomes of `models` on `prompts`. Row i of every array is prompts[i], column j
     is models[j]. quality: 0..1, NaN = no outcome; cost_usd: dollars, NaN = unknown;
-    input/output tokens: -1 = unknown. `responses` maps (prompt id, model) → answer."""
+    input/output tokens: -1 = unknown. `responses` maps (prompt id, model) → answer;
+    `preds` (prompt id, model) → the final answer parsed from it (a letter, a number),
+    where the data has one; `answers` prompt id → the gold answer."""
 
     name: str
     prompts: tuple[OutcomePrompt, ...]
@@ -61,6 +63,8 @@ class OutcomeSet:
     output_tokens: Ints
     responses: dict[tuple[str, str], str] = field(default_factory=dict)
     exact_cost: dict[tuple[str, str], Decimal] = field(default_factory=dict, repr=False)
+    preds: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    answers: dict[str, str] = field(default_factory=dict, repr=False)
     _rows: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +131,8 @@ class OutcomeSet:
             output_tokens=self.output_tokens[rows],
             responses={k: v for k, v in self.responses.items() if k[0] in ids},
             exact_cost={k: v for k, v in self.exact_cost.items() if k[0] in ids},
+            preds={k: v for k, v in self.preds.items() if k[0] in ids},
+            answers={k: v for k, v in self.answers.items() if k in ids},
         )
 
     def without_models(self, names: Iterable[str]) -> OutcomeSet:
@@ -154,6 +160,8 @@ class OutcomeSet:
             output_tokens=self.output_tokens[:, cols],
             responses={k: v for k, v in self.responses.items() if k[1] in keep},
             exact_cost={k: v for k, v in self.exact_cost.items() if k[1] in keep},
+            preds={k: v for k, v in self.preds.items() if k[1] in keep},
+            answers=self.answers,
         )
 
     def content_hash(self) -> str:
