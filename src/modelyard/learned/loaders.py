@@ -206,9 +206,8 @@ def _add_jsonl_row(
     if pred is not None:
         builder.preds[(pid, model)] = pred
     answer = _answer_text(row.get("answer"), f"{where}: field 'answer'")
-    if answer is not None:
-        if builder.answers.setdefault(pid, answer) != answer:
-            raise ValueError(f"{where}: prompt_id {pid!r} was given a different 'answer' before")
+    if answer is not None and builder.answers.setdefault(pid, answer) != answer:
+        raise ValueError(f"{where}: prompt_id {pid!r} was given a different 'answer' before")
 
 
 def _answer_text(value: Any, where: str) -> str | None:

@@ -164,6 +164,46 @@ class OutcomeSet:
             answers=self.answers,
         )
 
+    def renamed_models(self, names: Mapping[str, str]) -> OutcomeSet:
+        """The same outcomes with models renamed (old name → new name; others kept)."""
+        new = tuple(names.get(m, m) for m in self.models)
+        if len(set(new)) != len(new):
+            raise ValueError(f"{self.name}: renaming models would merge two of them")
+
+        def key(k: tuple[str, str]) -> tuple[str, str]:
+            return (k[0], names.get(k[1], k[1]))
+
+        return OutcomeSet(
+            name=self.name,
+            prompts=self.prompts,
+            models=new,
+            quality=self.quality,
+            cost_usd=self.cost_usd,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            responses={key(k): v for k, v in self.responses.items()},
+            exact_cost={key(k): v for k, v in self.exact_cost.items()},
+            preds={key(k): v for k, v in self.preds.items()},
+            answers=self.answers,
+        )
+
+    def without_responses(self) -> OutcomeSet:
+        """The same outcomes without the answer texts: what routers are evaluated on
+        (a replayed answer is then empty), a fraction of the memory, quick to send to
+        worker processes."""
+        return OutcomeSet(
+            name=self.name,
+            prompts=self.prompts,
+            models=self.models,
+            quality=self.quality,
+            cost_usd=self.cost_usd,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            exact_cost=self.exact_cost,
+            preds=self.preds,
+            answers=self.answers,
+        )
+
     def content_hash(self) -> str:
         """A SHA-256 of what a predictor learns from (prompt texts, models, quality), so
         an artifact records exactly which data trained it."""
