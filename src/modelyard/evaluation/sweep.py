@@ -39,14 +39,12 @@ from modelyard.evaluation.families import (
 )
 from modelyard.evaluation.harness import MemoScorer, ReplayHarness, RoutedRun
 from modelyard.evaluation.splits import inner_split
+from modelyard.learned.defaults import SEARCH_FOLDS
 from modelyard.learned.outcomes import OutcomeSet
 from modelyard.routing.scorers import Scorer
 
 Ints = npt.NDArray[np.int64]
 ScorerFactory = Callable[[str, OutcomeSet, Ints, Encoder, int, dict[str, Any] | None], Scorer]
-# Hyper-parameter search inside `train_scorer`: cross-validation folds on the training
-# prompts (3 keeps a full evaluation within minutes; the search is per split).
-SEARCH_FOLDS = 3
 
 
 def learned_scorer(
