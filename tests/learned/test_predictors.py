@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from modelyard.embeddings import HashingEncoder  # noqa: E402
 from modelyard.learned.knn import KnnPredictor  # noqa: E402
 from modelyard.learned.metrics import pairwise_accuracy, pick_quality, spearman_per_prompt  # noqa: E402
 from modelyard.learned.predictors import column_means  # noqa: E402
+from modelyard.learned.scorer import load_scorer  # noqa: E402
 from modelyard.learned.search import candidates, kfold, masked_mse  # noqa: E402
 from modelyard.learned.train import train_scorer  # noqa: E402
 from tests.learned.synth import topic_outcomes  # noqa: E402
@@ -27,11 +29,15 @@ SMALL: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("kind", ["knn", "mlp", "mf"])
+SMALL["shared"] = {"head": "shared", "hidden": 32, "alpha": [0.1, 1.0]}
+
+
+@pytest.mark.parametrize("kind", ["knn", "mlp", "mf", "shared"])
 def test_each_predictor_beats_the_per_model_mean_on_unseen_prompts(kind: str) -> None:
     data = topic_outcomes(n=150)
     train, test = np.arange(100), np.arange(100, 150)
-    scorer = train_scorer(kind, data, train, encoder=ENCODER, folds=3, **SMALL[kind])  # type: ignore[arg-type]
+    fit_kind = "mlp" if kind == "shared" else kind
+    scorer = train_scorer(fit_kind, data, train, encoder=ENCODER, folds=3, **SMALL[kind])  # type: ignore[arg-type]
     pred = scorer.predict(data.subset(test).texts)
     truth = data.quality[test]
     const = np.tile(column_means(data.quality[train]), (len(test), 1))
@@ -54,6 +60,24 @@ def test_training_is_reproducible_with_a_seed(kind: str) -> None:
     texts = data.texts[:10]
     assert np.array_equal(a.predict(texts), b.predict(texts))
     assert a.version == b.version
+
+
+def test_the_shared_head_predicts_every_model_from_one_network(tmp_path: Path) -> None:
+    data = topic_outcomes(n=60)
+    scorer = train_scorer(
+        "mlp", data, encoder=ENCODER, folds=0, head="shared", hidden=16, alpha=1.0
+    )
+    assert scorer.predictor.w1.shape == (ENCODER.dim, 16)  # type: ignore[attr-defined]
+    assert scorer.predictor.w2.shape == (16, len(data.models))  # type: ignore[attr-defined]
+    pred = scorer.predict(data.texts[:7])
+    assert pred.shape == (7, len(data.models))
+    assert ((pred >= 0) & (pred <= 1)).all()
+    scorer.save(tmp_path / "art")
+    again = load_scorer(tmp_path / "art", encoder=ENCODER)
+    np.testing.assert_allclose(again.predict(data.texts[:7]), pred)
+    # The per-model MLP is searched only when asked for by name.
+    assert {c["head"] for c in candidates("mlp", {})} == {"logistic", "shared"}
+    assert {c["head"] for c in candidates("mlp", {"head": "mlp"})} == {"mlp"}
 
 
 FIXED: dict[str, dict[str, Any]] = {

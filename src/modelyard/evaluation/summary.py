@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelyard.evaluation.bootstrap import Curve, aiq_between, paired_interval, resamples
+from modelyard.evaluation.bootstrap import (
+    Curve,
+    Statistic,
+    aiq_between,
+    paired_interval,
+    resamples,
+)
 from modelyard.evaluation.evaluate import PlanRuns
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import (
@@ -138,6 +144,20 @@ class Summariser:
             total = total + curve
         return total
 
+    def aiq_statistics(self, best: Point) -> dict[str, Statistic]:
+        return {
+            "aiq": aiq_between(self.lo, self.hi),
+            "aiq_to_best_single": aiq_between(self.lo, best.cost_per_1k),
+        }
+
+    def frontier(self, router: str, best: Point) -> dict[str, float]:
+        """AIQ of the router's families together (the best it offers at each cost)."""
+        curve = self.router_curve(router)
+        ones = np.ones(len(curve.rows))
+        out = {name: fn(curve, ones) for name, fn in self.aiq_statistics(best).items()}
+        out["aiq_vs_oracle"] = out["aiq"] / self.oracle_aiq if self.oracle_aiq else float("nan")
+        return out
+
     def comparisons(self, best: Point) -> dict[str, Any]:
         """Each router against each baseline router and the random mix, by AIQ over the
         whole cost range and up to the best single model's cost: paired bootstrap
@@ -145,10 +165,7 @@ class Summariser:
         routers = list(dict.fromkeys(r.router for r in self.runs.results))
         curves = {name: self.router_curve(name) for name in routers}
         curves["random mix"] = Curve.of([self.single_run(m) for m in self.data.models])
-        stats = {
-            "aiq": aiq_between(self.lo, self.hi),
-            "aiq_to_best_single": aiq_between(self.lo, best.cost_per_1k),
-        }
+        stats = self.aiq_statistics(best)
         against = [b for b in BASELINE_ROUTERS if b in curves] + ["random mix"]
         return {
             router: {
@@ -214,6 +231,7 @@ class Summariser:
             else:
                 families[name] = self.family_summary(router, name, results, best)
         return {
+            "frontier": self.frontier(router, best),
             "scorer_version": results[0].scorer_version,
             "train_seconds": sum(r.seconds.get("train", 0.0) for r in results),
             "replay_seconds": sum(r.seconds.get("replay", 0.0) for r in results),

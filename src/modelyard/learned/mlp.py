@@ -1,11 +1,15 @@
-"""Per-model heads on prompt embeddings: logistic regression or a one-hidden-layer MLP.
+"""Heads on prompt embeddings: per-model logistic regressions or MLPs, or one shared
+MLP with an output per model.
 
-Each catalog model gets its own head (trained in `mlp_fit` with scikit-learn);
-all heads share one shape, so inference is a couple of batched NumPy products
-for every model at once:
+Each catalog model gets its own head (trained in `mlp_fit` with scikit-learn), or
+with `shared` one network predicts every model at once from a hidden layer they
+share (the prompt features that matter for one model, difficulty above all, matter
+for the others: one fit instead of one per model, and each model's head learns from
+every model's outcomes). Inference is a couple of batched NumPy products:
 
     logistic: q_m = σ(x·w_m + b_m)
     mlp:      q_m = clip(relu(x·W1_m + b1_m)·w2_m + b2_m, 0, 1)
+    shared:   q   = clip(relu(x·W1 + b1)·W2 + b2, 0, 1)        (q has one column per model)
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import numpy as np
 
 from modelyard.learned.predictors import Arrays, Floats, Vectors, require, sigmoid
 
-Head = Literal["logistic", "mlp"]
+Head = Literal["logistic", "mlp", "shared"]
+HEADS: tuple[Head, ...] = ("logistic", "mlp", "shared")
 
 
 class MlpPredictor:
     kind: ClassVar[str] = "mlp"
 
     def __init__(self, head: Head, weights: Arrays, params: dict[str, Any]) -> None:
-        if head not in ("logistic", "mlp"):
-            raise ValueError(f"unknown head {head!r} (logistic, mlp)")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r} ({', '.join(HEADS)})")
         self.head: Head = head
         self._params = {**params, "head": head}
         if head == "logistic":
@@ -32,17 +37,21 @@ class MlpPredictor:
             self.w, self.b = w.astype(np.float32), b.astype(np.float64)
         else:
             w1, b1, w2, b2 = require(weights, "w1", "b1", "w2", "b2")
-            self.w1 = w1.astype(np.float32)  # (m, dim, hidden)
-            self.b1 = b1.astype(np.float32)  # (m, hidden)
-            self.w2 = w2.astype(np.float32)  # (m, hidden)
+            self.w1 = w1.astype(np.float32)  # mlp (m, dim, hidden); shared (dim, hidden)
+            self.b1 = b1.astype(np.float32)  # mlp (m, hidden); shared (hidden,)
+            self.w2 = w2.astype(np.float32)  # mlp (m, hidden); shared (hidden, m)
             self.b2 = b2.astype(np.float64)  # (m,)
 
     def predict(self, x: Vectors) -> Floats:
         x = np.asarray(x, dtype=np.float32)
         if self.head == "logistic":
             return sigmoid((x @ self.w.T).astype(np.float64) + self.b)
-        hidden = np.maximum(np.einsum("nd,mdh->nmh", x, self.w1) + self.b1, 0.0)
-        out = np.einsum("nmh,mh->nm", hidden, self.w2).astype(np.float64) + self.b2
+        if self.head == "shared":
+            shared = np.maximum(x @ self.w1 + self.b1, 0.0)
+            out = (shared @ self.w2).astype(np.float64) + self.b2
+        else:
+            hidden = np.maximum(np.einsum("nd,mdh->nmh", x, self.w1) + self.b1, 0.0)
+            out = np.einsum("nmh,mh->nm", hidden, self.w2).astype(np.float64) + self.b2
         clipped: Floats = np.clip(out, 0.0, 1.0)
         return clipped
 
@@ -57,6 +66,8 @@ class MlpPredictor:
     @classmethod
     def from_state(cls, arrays: Arrays, params: dict[str, Any]) -> MlpPredictor:
         head = params.get("head")
-        if head not in ("logistic", "mlp"):
-            raise ValueError(f"manifest params.head must be 'logistic' or 'mlp', got {head!r}")
+        if head not in HEADS:
+            raise ValueError(
+                f"manifest params.head must be one of {', '.join(HEADS)}, got {head!r}"
+            )
         return cls(head, arrays, params)

@@ -4,7 +4,9 @@ Quality is a probability (a judge's win-rate) or a 0/1 outcome, so the logistic
 head is fitted on soft labels: each prompt appears once as a positive weighted q
 and once as a negative weighted 1 − q, which is exactly the cross-entropy
 against q. The MLP head regresses q directly (L-BFGS, L2 penalty `alpha`).
-A model with too few observations gets a constant head at its mean.
+A model with too few observations gets a constant head at its mean. The shared head
+is one multi-output MLP regression for every model; a cell without an outcome is
+given its model's mean (multi-output regression needs a full target matrix).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from modelyard.learned.mlp import Head, MlpPredictor
-from modelyard.learned.predictors import Arrays, Floats, Vectors
+from modelyard.learned.predictors import Arrays, Floats, Vectors, column_means
 
 MIN_ROWS = 5
 
@@ -43,7 +45,34 @@ def fit_mlp(
     """One head per column of `quality` (NaN cells are skipped)."""
     # Small problems: BLAS threads only contend (several times slower on 2 cores).
     with threadpool_limits(1):
+        if head == "shared":
+            return _fit_shared(x, quality, seed, hidden, alpha, max_iter)
         return _fit(x, quality, seed, head, c, hidden, alpha, max_iter)
+
+
+def _fit_shared(
+    x: Vectors, quality: Floats, seed: int, hidden: int, alpha: float, max_iter: int
+) -> MlpPredictor:
+    means = column_means(quality)
+    target = np.where(np.isnan(quality), means, quality)
+    model = MLPRegressor(
+        hidden_layer_sizes=(hidden,),
+        alpha=alpha,
+        solver="lbfgs",
+        max_iter=max_iter,
+        random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, target)
+    (w1, w2), (b1, b2) = model.coefs_, model.intercepts_
+    weights: Arrays = {
+        "w1": w1.astype(np.float32),
+        "b1": b1.astype(np.float32),
+        "w2": w2.astype(np.float32),
+        "b2": np.asarray(b2, dtype=np.float64).reshape(-1),
+    }
+    return MlpPredictor("shared", weights, {"hidden": hidden, "alpha": alpha})
 
 
 def _fit(
