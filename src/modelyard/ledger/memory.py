@@ -16,7 +16,14 @@ from datetime import date, datetime
 from typing import Literal
 
 from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
-from modelyard.ledger.records import NOT_ERRORS, CallRecord, Exchange, UsageRow
+from modelyard.ledger.records import (
+    INTERRUPTED_STATUS,
+    NOT_ERRORS,
+    OPEN_STATUS,
+    CallRecord,
+    Exchange,
+    UsageRow,
+)
 
 GroupBy = Sequence[Literal["model", "day"]]
 
@@ -102,6 +109,40 @@ class InMemoryLedger:
             raise ValueError(f"call record {stored.id!r} was already written")
         self._records[stored.id] = stored
 
+    async def start(self, record: CallRecord) -> None:
+        """Keep a write-ahead (`started`) record; completed later under the same id."""
+        if record.status != OPEN_STATUS:
+            raise ValueError(f"a write-ahead record must be {OPEN_STATUS!r}, not {record.status!r}")
+        await self.write(record)
+
+    async def finish(self, record: CallRecord) -> None:
+        """Complete the started record: its outcome replaces the estimate, in place."""
+        self._check_open()
+        started = self._records.get(record.id)
+        if started is None:
+            await self.write(record)
+            return
+        # Who, what and when were normalised when the attempt started; only the
+        # outcome is new, so the decision's reasons are not serialised twice.
+        self._records[record.id] = dataclasses.replace(
+            record,
+            started_at=started.started_at,
+            reasons=started.reasons,
+            cost_usd=nanousd_to_usd(usd_to_nanousd(record.cost_usd)),
+        )
+
+    async def discard(self, record_id: str) -> None:
+        """Forget a started record whose call never reached the network."""
+        self._check_open()
+        stored = self._records.get(record_id)
+        if stored is not None and stored.status == OPEN_STATUS:
+            del self._records[record_id]
+
+    async def recover(self) -> int:
+        """Nothing to recover: records in memory die with the process that wrote them."""
+        self._check_open()
+        return 0
+
     async def records(
         self, *, request_id: str | None = None, limit: int = 1000
     ) -> Sequence[CallRecord]:
@@ -148,9 +189,11 @@ class InMemoryLedger:
 
 def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -> list[UsageRow]:
     """Group and sum; cost is summed in integer nano-dollars, as the SQL store does."""
-    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd]
-    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 5)
+    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd, interrupted]
+    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 6)
     for r in records:
+        if r.status == OPEN_STATUS:
+            continue  # not settled yet (see SqlLedger.usage)
         key = (r.model_id if by_model else None, r.started_at.date() if by_day else None)
         t = totals[key]
         t[0] += 1
@@ -158,6 +201,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
         t[2] += r.input_tokens
         t[3] += r.output_tokens
         t[4] += usd_to_nanousd(r.cost_usd)
+        t[5] += r.status == INTERRUPTED_STATUS
     rows = [
         UsageRow(
             model_id=model_id,
@@ -167,7 +211,15 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=nanousd_to_usd(nanos),
+            interrupted=interrupted,
         )
-        for (model_id, day), (calls, errors, input_tokens, output_tokens, nanos) in totals.items()
+        for (model_id, day), (
+            calls,
+            errors,
+            input_tokens,
+            output_tokens,
+            nanos,
+            interrupted,
+        ) in totals.items()
     ]
     return sorted(rows, key=usage_order)

@@ -32,6 +32,9 @@ class AnthropicMessagesAdapter:
     """A `ChatProvider` for one Anthropic Messages deployment (api.anthropic.com or a
     compatible gateway). `settings.base_url` has no `/v1`, as in Anthropic's SDKs."""
 
+    # Calls go over HTTP: an interrupted one costs money only once a request left.
+    remote = True
+
     def __init__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._client = client

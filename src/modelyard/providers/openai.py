@@ -42,6 +42,9 @@ class OpenAIChatAdapter:
     deployment's key is scrubbed from every message, even one an upstream echoed.
     """
 
+    # Calls go over HTTP: an interrupted one costs money only once a request left.
+    remote = True
+
     def __init__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._client = client
