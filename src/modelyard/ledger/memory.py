@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Final, Literal
 
 from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
 from modelyard.ledger.records import (
@@ -60,24 +61,68 @@ def usage_order(row: UsageRow) -> tuple[str, date]:
     return (row.model_id or "", row.day or date.min)
 
 
+# What neither database can store as text: NUL (PostgreSQL) and lone surrogates
+# (not UTF-8). Client input with them is refused at the door; text from upstreams
+# (error messages, answers) is escaped to U+FFFD here, so a write never fails on it.
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+_TEXT_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(CallRecord) if f.type in ("str", "str | None")
+)
+
+
+def storable(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text) if _UNSTORABLE.search(text) else text
+
+
+def storable_json(value: Any) -> Any:
+    """A JSON round trip of `value` (a detached copy), with unstorable text escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    copy = json.loads(text)
+    # json.dumps writes NUL as the escape `\u0000`; lone surrogates stay raw.
+    if "\\u0000" in text or _UNSTORABLE.search(text):
+        return _scrubbed(copy)
+    return copy
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(k): _scrubbed(v) for k, v in value.items()}
+    return value
+
+
 def normalise(record: CallRecord) -> CallRecord:
-    """`record` as it reads back from storage: UTC, whole nano-dollars, JSON `reasons`."""
+    """`record` as it reads back from storage: UTC, whole nano-dollars, JSON `reasons`,
+    text storable in both databases."""
+    texts: dict[str, Any] = {
+        name: storable(value)
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(record, name), str) and _UNSTORABLE.search(value)
+    }
     return dataclasses.replace(
         record,
         started_at=as_utc(record.started_at, "started_at"),
         cost_usd=nanousd_to_usd(usd_to_nanousd(record.cost_usd)),
         # Through JSON, like the SQL column: unserialisable reasons fail here too,
         # and the stored copy shares no mutable state with the caller's dict.
-        reasons=json.loads(json.dumps(record.reasons)),
+        reasons=storable_json(record.reasons),
+        **texts,
     )
 
 
 def normalise_exchange(exchange: Exchange) -> Exchange:
-    """`exchange` as it reads back from storage: UTC, messages through JSON."""
+    """`exchange` as it reads back from storage: UTC, messages through JSON, text
+    storable (an upstream's answer may hold anything)."""
     return dataclasses.replace(
         exchange,
         created_at=as_utc(exchange.created_at, "created_at"),
-        messages=json.loads(json.dumps(exchange.messages)),
+        messages=storable_json(exchange.messages),
+        response=None if exchange.response is None else storable(exchange.response),
+        task=None if exchange.task is None else storable(exchange.task),
     )
 
 
