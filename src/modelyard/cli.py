@@ -159,7 +159,9 @@ def usage(
     url = database or ledger_url_from_env()
     rows = anyio.run(_usage_rows, url, days, groups)
     table = Table(title=f"usage, last {days} days")
-    for col in ("day", "model", "calls", "errors", "tokens in", "tokens out", "cost $"):
+    # `interrupted`: calls whose process died mid-flight, billed at their estimate.
+    columns = ("day", "model", "calls", "errors", "interrupted", "tokens in", "tokens out")
+    for col in (*columns, "cost $"):
         table.add_column(col)
     total = sum((r.cost_usd for r in rows), start=rows[0].cost_usd * 0) if rows else 0
     for r in rows:
@@ -168,6 +170,7 @@ def usage(
             r.model_id or "-",
             str(r.calls),
             str(r.errors),
+            str(r.interrupted),
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
             str(r.cost_usd),
