@@ -515,14 +515,19 @@ class Executor:
         if source == "reported":
             completion = Completion("", card.upstream, "".join(attempt.streamed_text), usage=usage)
             usage, source = self._checked(decision, ctx, card, completion)
-        record = self._record(decision, ctx, attempt, usage, status, error, confidence, source)
+        # Completing a written-ahead record sets the outcome only: its reasons were
+        # stored with it, so they are not built again.
+        ahead = attempt.record_id is not None
+        record = self._record(
+            decision, ctx, attempt, usage, status, error, confidence, source, reasons=not ahead
+        )
         self._report_health(card.deployment.name, status, error)
         with anyio.CancelScope(shield=True):
-            if attempt.record_id is None:
+            if ahead:
+                await self.ledger.finish(record)
+            else:
                 attempt.record_id = record.id
                 await self.ledger.write(record)
-            else:
-                await self.ledger.finish(record)
         return record.cost_usd
 
     def _record(
@@ -535,6 +540,8 @@ class Executor:
         error: ModelyardError | None,
         confidence: float | None,
         source: UsageSource = "reported",
+        *,
+        reasons: bool = True,
     ) -> CallRecord:
         card = attempt.candidate.card
         cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
@@ -560,7 +567,7 @@ class Executor:
             streamed=bool(attempt.streamed_text) or attempt.ttft_ms is not None,
             caller=ctx.caller,
             scorer_version=decision.scorer_version,
-            reasons=decision.explain(),
+            reasons=decision.explain() if reasons else {},
             confidence=confidence,
             usage_source=source,
         )

@@ -169,11 +169,9 @@ class InMemoryLedger:
             return
         # Who, what and when were normalised when the attempt started; only the
         # outcome is new, so the decision's reasons are not serialised twice.
+        settled = normalise(dataclasses.replace(record, reasons={}))
         self._records[record.id] = dataclasses.replace(
-            record,
-            started_at=started.started_at,
-            reasons=started.reasons,
-            cost_usd=nanousd_to_usd(usd_to_nanousd(record.cost_usd)),
+            settled, started_at=started.started_at, reasons=started.reasons
         )
 
     async def discard(self, record_id: str) -> None:
