@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -215,3 +216,55 @@ async def test_every_upstream_call_is_one_record(ledger: InMemoryLedger) -> None
     assert len(records) == len(sent) == 5
     assert {r.status for r in records} == {"ok"}
     assert json.loads(sent[0].content)["model"] == "small"
+
+
+class RemoteFunctionProvider(FunctionProvider):
+    """A provider that says it talks HTTP but never sends: a call stuck before the wire."""
+
+    remote = True
+
+
+async def _cancel_once_started(engine: Engine, started: anyio.Event) -> None:
+    async with anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            await engine.complete(request(), request_id="r-cancel")
+
+        tg.start_soon(call)
+        await started.wait()
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("remote", "billed"), [(True, False), (False, True)])
+async def test_a_call_cancelled_before_the_wire_is_not_billed(
+    ledger: InMemoryLedger, remote: bool, billed: bool
+) -> None:
+    started = anyio.Event()
+
+    async def stuck(req: ChatRequest, upstream: str) -> Completion:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    cls = RemoteFunctionProvider if remote else FunctionProvider
+    providers = {n: cls(stuck) for n in ("cheapco", "bigco", "onprem")}
+    engine = build_engine(stack_config(), env=ENV, ledger=ledger, providers=providers)
+    await _cancel_once_started(engine, started)
+    records = await ledger.records()
+    # A remote call whose request never left costs nothing; an in-process one may have.
+    assert [r.status for r in records] == (["cancelled"] if billed else [])
+
+
+async def test_a_call_cancelled_after_its_request_left_is_billed(ledger: InMemoryLedger) -> None:
+    arrived = anyio.Event()
+
+    async def hang(_: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(hang))
+    engine = build_engine(stack_config(), env=ENV, ledger=ledger, client=client)
+    await _cancel_once_started(engine, arrived)
+    [record] = await ledger.records()
+    assert (record.status, record.usage_source) == ("cancelled", "estimated")
