@@ -24,7 +24,10 @@ UsageSource = Literal["reported", "estimated"]
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One provider attempt. Written durably before the caller's response finishes.
+    """One provider attempt. Written ahead (`started`, at its reservation estimate)
+    before the provider call leaves the process, completed in place when it ends;
+    durable before the caller's response finishes. `usage_source` says whether the
+    tokens are the provider's report or our estimate.
 
     `cost_usd` comes from the usage the provider reported (or, for a stream cut
     short, from what was streamed), priced by the model card's pricing.

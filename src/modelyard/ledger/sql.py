@@ -1,7 +1,9 @@
 """`SqlLedger`: the ledger in SQLite (aiosqlite) or PostgreSQL (psycopg 3), async.
 
 Aggregation happens in SQL, money is summed as integer nano-dollars, and the
-semantics match `InMemoryLedger` exactly (that store is the reference).
+semantics match `InMemoryLedger` exactly (that store is the reference). Every write
+goes through one group-commit writer (`ledger.writer`); `started` records of dead
+processes are closed by `ledger.wal`'s sweep (see docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -142,7 +144,9 @@ class SqlLedger:
     """A `LedgerStore` in SQLite or PostgreSQL, through a SQLAlchemy async engine.
 
     `schema` (PostgreSQL only) puts the tables in an existing schema by setting
-    the connection's `search_path`. `open()` applies pending migrations.
+    the connection's `search_path`. `open()` applies pending migrations, registers
+    this process as a writer and closes what dead writers left open. A writer silent
+    for `stale_after_s` is presumed dead (on this host, a gone pid is dead at once).
     """
 
     def __init__(
