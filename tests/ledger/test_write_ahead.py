@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -231,5 +232,28 @@ async def test_started_rows_carry_their_owner(sql_backend: Backend) -> None:
         async with store.engine.connect() as conn:
             rows = dict((await conn.execute(select(call_records.c.id, call_records.c.owner))).all())
         assert rows == {"o1": store._owner, "w1": None}
+    finally:
+        await store.close()
+
+
+async def test_an_idle_writer_keeps_beating(tmp_path: Path) -> None:
+    # Without writes: a process that only waits must not look dead to other processes.
+    store = SqlLedger(f"sqlite:///{tmp_path / 'idle.db'}", stale_after_s=0.5)
+    await store.open()
+    try:
+
+        async def beat() -> float:
+            async with store.engine.connect() as conn:
+                query = select(ledger_writers.c.heartbeat_at).where(
+                    ledger_writers.c.owner == store._owner
+                )
+                return float((await conn.execute(query)).scalar_one())
+
+        first = await beat()
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if await beat() > first:
+                break
+        assert await beat() > first
     finally:
         await store.close()

@@ -210,7 +210,7 @@ class SqlLedger:
             raise
         if closed:
             log.warning("closed %d attempt(s) left by a dead process as interrupted", closed)
-        self._writer.reopen()
+        self._writer.start()
 
     async def close(self) -> None:
         """Commit queued writes, close this process's own open attempts as

@@ -76,6 +76,12 @@ class GroupCommitWriter:
         self._wake.set()
         await op.done
 
+    def start(self) -> None:
+        """Start the task now (it also starts on the first write): the heartbeat must
+        run while a process is idle, or other processes would presume it dead."""
+        self._closing = False
+        self._ensure_running(asyncio.get_running_loop())
+
     def _ensure_running(self, loop: asyncio.AbstractEventLoop) -> None:
         task = self._task
         if task is not None and not task.done() and task.get_loop() is loop:
@@ -139,10 +145,6 @@ class GroupCommitWriter:
             await task
         else:
             task.cancel()
-
-    def reopen(self) -> None:
-        """Accept writes again after `close()` (a store can be opened twice)."""
-        self._closing = False
 
 
 def _settle(op: Op, exc: BaseException | None) -> None:
