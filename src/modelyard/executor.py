@@ -233,12 +233,20 @@ class Executor:
         self.monotonic = monotonic
         self.capture_tasks = capture_tasks
 
-    async def _start(
+    def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
+        """An attempt's book-keeping, not written ahead: `bill` then writes its record
+        once, at the end. Every provider call should go through `_begin` instead."""
+        return Attempt(candidate, number, self.clock(), self.monotonic())
+
+    async def _begin(
         self, decision: Decision, ctx: CallContext, candidate: RankedCandidate, number: int
     ) -> Attempt:
         """Write the attempt ahead (`started`, at its reservation estimate), committed
-        before its provider call can leave the process."""
-        attempt = Attempt(candidate, number, self.clock(), self.monotonic(), record_id=self.ids())
+        before its provider call can leave the process. Run the call itself inside
+        `attempts.enter_flight()`/`leave_flight()` (so `_abandoned` can tell whether it
+        reached the network) and end it with `bill`, `_failure` or `_abandoned`."""
+        attempt = self._start(candidate, number)
+        attempt.record_id = self.ids()
         card = candidate.card
         req = decision.requirements
         estimate = reservation(card, req.prompt_tokens, req.max_output_tokens)
@@ -294,7 +302,7 @@ class Executor:
     ) -> Outcome | None:
         """One billed attempt: the outcome, or None after a retryable failure."""
         provider = self.providers[candidate.card.deployment.name]
-        attempt = await self._start(run.decision, ctx, candidate, run.number)
+        attempt = await self._begin(run.decision, ctx, candidate, run.number)
         limit = run.timeout(self.limits.attempt_timeout_s)
         attempt.flight, token = enter_flight()
         try:
@@ -397,7 +405,7 @@ class Executor:
 
         async def abandon(opened: _Opened) -> None:
             await close_stream(opened.chunks)
-            await self._cancelled(decision, ctx, opened.attempt, None)
+            await self._cancelled(decision, ctx, opened.attempt)
 
         while (candidate := await run.next()) is not None:
             if (opened := await self._one_or_race(run, candidate, open_one, abandon)) is not None:
@@ -425,7 +433,7 @@ class Executor:
     ) -> _Opened | None:
         """One stream attempt up to its first content, or None after a retryable failure."""
         provider = self.providers[candidate.card.deployment.name]
-        attempt = await self._start(run.decision, ctx, candidate, run.number)
+        attempt = await self._begin(run.decision, ctx, candidate, run.number)
         limit = run.timeout(self.limits.first_token_timeout_s)
         attempt.flight, token = enter_flight()
         chunks = provider.stream(request, candidate.card.upstream)
@@ -469,7 +477,11 @@ class Executor:
         run.failed.append(FailedAttempt(attempt.candidate.card.id, exc))
 
     async def _cancelled(
-        self, decision: Decision, ctx: CallContext, attempt: Attempt, exc: BaseException | None
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        attempt: Attempt,
+        exc: BaseException | None = None,
     ) -> None:
         """A call abandoned mid-flight (hedge loser, client gone, deadline, or a bug of
         ours while it ran): providers bill a prompt they started on, so bill its
