@@ -74,7 +74,8 @@ class Gateway:
         return len(self.upstream.requests)
 
     def records(self) -> list[Any]:
-        return list(self.ledger._records.values())
+        # Called from the test's thread, outside any running loop.
+        return list(asyncio.run(self.ledger.records(limit=10**9)))
 
 
 def build_gateway() -> Gateway:
