@@ -9,8 +9,10 @@ SQLite or PostgreSQL in front of it; this load generator (50 concurrent clients,
 half of them streaming). Each run: load for a random 1-3 s, SIGKILL the gateway,
 restart it (start-up closes what the dead process left open), wait until no
 `started` record is left, then compare, per client request, the calls the upstream
-received with the ledger's records. lost = calls with no record; duplicated =
-records with no call (billed but never sent). Traffic stays on 127.0.0.1.
+received with the ledger's records. lost = calls with no record; duplicated = a
+second record for one call; never sent = a record whose call never arrived (written
+ahead, then killed before the request left: billed as interrupted). Exits 1 on any
+loss or duplicate. Traffic stays on 127.0.0.1.
 PostgreSQL: a scratch database `modelyard_crash_bench` on the server named by
 MODELYARD_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test).
 """
