@@ -59,6 +59,9 @@ def _print_providers(stack: Stack) -> None:
             console.print(f"  [green]enabled[/green]  {name}")
 
 
+H11_MAX_EVENT_BYTES = 1024 * 1024
+
+
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -76,7 +79,15 @@ def serve(
         console.print("  no provider enabled: chat calls will get 503 until a key is set")
     bind_host = host or stack.config.server.host
     bind_port = port or stack.config.server.port
-    uvicorn.run(stack.create_app(), host=bind_host, port=bind_port, log_level="info")
+    uvicorn.run(
+        stack.create_app(),
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        # h11 answers headers past its buffer with a plain-text 400; a larger buffer
+        # lets the app's own check answer up to 1 MiB of headers in OpenAI's shape.
+        h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
+    )
 
 
 @app.command()
@@ -148,7 +159,9 @@ def usage(
     url = database or ledger_url_from_env()
     rows = anyio.run(_usage_rows, url, days, groups)
     table = Table(title=f"usage, last {days} days")
-    for col in ("day", "model", "calls", "errors", "tokens in", "tokens out", "cost $"):
+    # `interrupted`: calls whose process died mid-flight, billed at their estimate.
+    columns = ("day", "model", "calls", "errors", "interrupted", "tokens in", "tokens out")
+    for col in (*columns, "cost $"):
         table.add_column(col)
     total = sum((r.cost_usd for r in rows), start=rows[0].cost_usd * 0) if rows else 0
     for r in rows:
@@ -157,6 +170,7 @@ def usage(
             r.model_id or "-",
             str(r.calls),
             str(r.errors),
+            str(r.interrupted),
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
             str(r.cost_usd),

@@ -19,6 +19,7 @@ from datetime import datetime
 import httpx
 
 from modelyard import plugins
+from modelyard.attempts import watch_network
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
 from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
@@ -133,6 +134,8 @@ def build_providers(
     """One adapter per enabled deployment, sharing one HTTP client. Keys are read here
     from the environment and handed to the adapter only."""
     providers: dict[str, ChatProvider] = {}
+    # Lets the executor tell a call that reached the network from one that did not.
+    watch_network(client)
     for name, dep in config.deployments.items():
         if name in catalog.unavailable:
             continue

@@ -14,14 +14,26 @@ confidence threshold escalates to the next candidate.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
 
+from modelyard.attempts import (
+    InFlight,
+    checked_usage,
+    completion_text,
+    enter_flight,
+    leave_flight,
+    reached_network,
+    reservation,
+    safe_cost,
+    with_usage,
+)
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.tokens import count_text, scale_for_family
 from modelyard.errors import (
@@ -34,7 +46,14 @@ from modelyard.errors import (
     ProviderTimeoutError,
 )
 from modelyard.health import HealthState, InProcessHealth
-from modelyard.ledger.records import AttemptStatus, CallRecord, Exchange, LedgerStore
+from modelyard.ledger.records import (
+    OPEN_STATUS,
+    AttemptStatus,
+    CallRecord,
+    Exchange,
+    LedgerStore,
+    UsageSource,
+)
 from modelyard.live_stream import (
     LiveStream,
     close_stream,
@@ -48,6 +67,7 @@ from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
+log = logging.getLogger("modelyard.executor")
 
 
 def utc_now() -> datetime:
@@ -89,6 +109,8 @@ class Attempt:
     ttft_ms: float | None = None
     streamed_text: list[str] = field(default_factory=list)
     record_id: str | None = None
+    # Set while the provider call runs; says whether it reached the network.
+    flight: InFlight = field(default_factory=InFlight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +234,49 @@ class Executor:
         self.capture_tasks = capture_tasks
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
+        """An attempt's book-keeping, not written ahead: `bill` then writes its record
+        once, at the end. Every provider call should go through `_begin` instead."""
         return Attempt(candidate, number, self.clock(), self.monotonic())
+
+    async def _begin(
+        self, decision: Decision, ctx: CallContext, candidate: RankedCandidate, number: int
+    ) -> Attempt:
+        """Write the attempt ahead (`started`, at its reservation estimate), committed
+        before its provider call can leave the process. Run the call itself inside
+        `attempts.enter_flight()`/`leave_flight()` (so `_abandoned` can tell whether it
+        reached the network) and end it with `bill`, `_failure` or `_abandoned`."""
+        attempt = self._start(candidate, number)
+        attempt.record_id = self.ids()
+        card = candidate.card
+        req = decision.requirements
+        estimate = reservation(card, req.prompt_tokens, req.max_output_tokens)
+        record = self._record(decision, ctx, attempt, estimate, OPEN_STATUS, None, None)
+        with anyio.CancelScope(shield=True):
+            await self.ledger.start(replace(record, latency_ms=0.0, usage_source="estimated"))
+        return attempt
+
+    async def _abandoned(
+        self, decision: Decision, ctx: CallContext, attempt: Attempt, exc: BaseException
+    ) -> None:
+        """The provider call ended by something other than a provider error: a
+        cancellation (hedge loser, client gone, deadline) or a bug. Billed `cancelled`
+        only if the call may have reached the network; otherwise the write-ahead
+        record is dropped and nothing is billed."""
+        provider = self.providers[attempt.candidate.card.deployment.name]
+        if reached_network(provider, attempt.flight):
+            await self._cancelled(decision, ctx, attempt, exc)
+            return
+        if isinstance(exc, Exception):
+            log.error(
+                "request %s: internal error before %s was called; not billed",
+                ctx.request_id,
+                attempt.candidate.card.id,
+                exc_info=exc,
+            )
+        self.health.release(attempt.candidate.card.deployment.name)
+        if attempt.record_id is not None:
+            with anyio.CancelScope(shield=True):
+                await self.ledger.discard(attempt.record_id)
 
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers (hedged if the
@@ -237,9 +301,10 @@ class Executor:
         self, run: _Run, candidate: RankedCandidate, request: ChatRequest, ctx: CallContext
     ) -> Outcome | None:
         """One billed attempt: the outcome, or None after a retryable failure."""
-        attempt = self._start(candidate, run.number)
         provider = self.providers[candidate.card.deployment.name]
+        attempt = await self._begin(run.decision, ctx, candidate, run.number)
         limit = run.timeout(self.limits.attempt_timeout_s)
+        attempt.flight, token = enter_flight()
         try:
             completion = await _within(
                 provider.complete(request, candidate.card.upstream), limit, candidate
@@ -251,14 +316,29 @@ class Executor:
             await self._failure(run.decision, ctx, attempt, exc)
             run.failed_with(candidate, exc)
             return None
-        except BaseException:
-            await self._cancelled(run.decision, ctx, attempt)
+        except BaseException as exc:
+            await self._abandoned(run.decision, ctx, attempt, exc)
             raise
+        finally:
+            leave_flight(token)
+        usage, source = self._checked(run.decision, ctx, candidate.card, completion)
         cost = await self.bill(
-            run.decision, ctx, attempt, completion.usage, "ok", None, completion.confidence
+            run.decision, ctx, attempt, usage, "ok", None, completion.confidence, source=source
         )
         await self.capture(run.decision, ctx, attempt, request, completion.content)
-        return Outcome(completion, candidate.card, cost, tuple(run.failed))
+        return Outcome(with_usage(completion, usage), candidate.card, cost, tuple(run.failed))
+
+    def _checked(
+        self, decision: Decision, ctx: CallContext, card: ModelCard, completion: Completion
+    ) -> tuple[Usage, UsageSource]:
+        """The answer's usage if it can be true, else the tokenizer's estimate."""
+        return checked_usage(
+            completion.usage,
+            card,
+            prompt_tokens=decision.requirements.prompt_tokens,
+            output_text=completion_text(completion),
+            request_id=ctx.request_id,
+        )
 
     async def _one_or_race(
         self,
@@ -352,10 +432,11 @@ class Executor:
         self, run: _Run, candidate: RankedCandidate, request: ChatRequest, ctx: CallContext
     ) -> _Opened | None:
         """One stream attempt up to its first content, or None after a retryable failure."""
-        attempt = self._start(candidate, run.number)
         provider = self.providers[candidate.card.deployment.name]
-        chunks = provider.stream(request, candidate.card.upstream)
+        attempt = await self._begin(run.decision, ctx, candidate, run.number)
         limit = run.timeout(self.limits.first_token_timeout_s)
+        attempt.flight, token = enter_flight()
+        chunks = provider.stream(request, candidate.card.upstream)
         try:
             head = await _within(self._until_content(chunks, attempt), limit, candidate)
         except LowConfidenceError as exc:
@@ -367,10 +448,12 @@ class Executor:
             await self._failure(run.decision, ctx, attempt, exc)
             run.failed_with(candidate, exc)
             return None
-        except BaseException:
+        except BaseException as exc:
             await close_stream(chunks)
-            await self._cancelled(run.decision, ctx, attempt)
+            await self._abandoned(run.decision, ctx, attempt, exc)
             raise
+        finally:
+            leave_flight(token)
         return _Opened(attempt, head, chunks)
 
     async def _failure(
@@ -385,20 +468,32 @@ class Executor:
         self, run: _Run, ctx: CallContext, attempt: Attempt, exc: LowConfidenceError
     ) -> None:
         """Bill a low-confidence answer as `escalated` and keep it as the last resort."""
-        usage = exc.completion.usage
-        cost = await self.bill(run.decision, ctx, attempt, usage, "escalated", exc, exc.confidence)
+        card = attempt.candidate.card
+        usage, source = self._checked(run.decision, ctx, card, exc.completion)
+        cost = await self.bill(
+            run.decision, ctx, attempt, usage, "escalated", exc, exc.confidence, source=source
+        )
         run.escalation = _Escalation(attempt, exc, cost)
         run.failed.append(FailedAttempt(attempt.candidate.card.id, exc))
 
-    async def _cancelled(self, decision: Decision, ctx: CallContext, attempt: Attempt) -> None:
-        """A call abandoned mid-flight (hedge loser, client gone, deadline): providers
-        bill a prompt they started on, so bill its estimated size and whatever it
-        streamed, not zero."""
+    async def _cancelled(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        attempt: Attempt,
+        exc: BaseException | None = None,
+    ) -> None:
+        """A call abandoned mid-flight (hedge loser, client gone, deadline, or a bug of
+        ours while it ran): providers bill a prompt they started on, so bill its
+        estimated size and whatever it streamed, not zero."""
         card = attempt.candidate.card
         prompt = scale_for_family(decision.requirements.prompt_tokens, card.family)
         streamed = count_text("".join(attempt.streamed_text))
         usage = Usage(input_tokens=prompt, output_tokens=streamed)
-        await self.bill(decision, ctx, attempt, usage, "cancelled", None)
+        bug = exc if isinstance(exc, Exception) and not isinstance(exc, ModelyardError) else None
+        if bug is not None:
+            log.error("request %s: internal error during a provider call", ctx.request_id)
+        await self.bill(decision, ctx, attempt, usage, "cancelled", None, source="estimated")
 
     async def _until_content(self, chunks: AsyncIterator[Chunk], attempt: Attempt) -> list[Chunk]:
         """Read chunks until the first with content (or the end); errors here fail over."""
@@ -422,12 +517,48 @@ class Executor:
         status: AttemptStatus,
         error: ModelyardError | None,
         confidence: float | None = None,
+        *,
+        source: UsageSource = "reported",
     ) -> Money:
-        """Write the attempt's record; shielded so a cancelled caller still gets billed."""
+        """Complete the attempt's write-ahead record with its outcome (or write it, for
+        an attempt that was not written ahead); shielded so a cancelled caller still
+        gets billed. Usage that cannot be true is replaced by an estimate first."""
+        card = attempt.candidate.card
+        if source == "reported":
+            completion = Completion("", card.upstream, "".join(attempt.streamed_text), usage=usage)
+            usage, source = self._checked(decision, ctx, card, completion)
+        # Completing a written-ahead record sets the outcome only: its reasons were
+        # stored with it, so they are not built again.
+        ahead = attempt.record_id is not None
+        record = self._record(
+            decision, ctx, attempt, usage, status, error, confidence, source, reasons=not ahead
+        )
+        self._report_health(card.deployment.name, status, error)
+        with anyio.CancelScope(shield=True):
+            if ahead:
+                await self.ledger.finish(record)
+            else:
+                attempt.record_id = record.id
+                await self.ledger.write(record)
+        return record.cost_usd
+
+    def _record(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        attempt: Attempt,
+        usage: Usage,
+        status: AttemptStatus,
+        error: ModelyardError | None,
+        confidence: float | None,
+        source: UsageSource = "reported",
+        *,
+        reasons: bool = True,
+    ) -> CallRecord:
         card = attempt.candidate.card
         cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
-        record = CallRecord(
-            id=self.ids(),
+        return CallRecord(
+            id=attempt.record_id or self.ids(),
             request_id=ctx.request_id,
             decision_id=decision.id,
             policy=decision.policy,
@@ -442,20 +573,16 @@ class Executor:
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cached_input_tokens=usage.cached_input_tokens,
-            cost_usd=cost,
+            cost_usd=safe_cost(cost),
             error_class=type(error).__name__ if error else None,
             error_message=error.message[:500] if error else None,
             streamed=bool(attempt.streamed_text) or attempt.ttft_ms is not None,
             caller=ctx.caller,
             scorer_version=decision.scorer_version,
-            reasons=decision.explain(),
+            reasons=decision.explain() if reasons else {},
             confidence=confidence,
+            usage_source=source,
         )
-        attempt.record_id = record.id
-        self._report_health(card.deployment.name, status, error)
-        with anyio.CancelScope(shield=True):
-            await self.ledger.write(record)
-        return cost
 
     async def capture(
         self,

@@ -9,13 +9,15 @@ provider reported, or, for a stream cut short, what was streamed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
 
+from modelyard.attempts import checked_usage
 from modelyard.catalog.tokens import count_text
 from modelyard.errors import ModelyardError
-from modelyard.ledger.records import AttemptStatus
+from modelyard.ledger.records import AttemptStatus, UsageSource
 from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
@@ -52,6 +54,7 @@ class LiveStream:
         self.failed = failed
         self.card = attempt.candidate.card
         self.usage: Usage | None = None
+        self.usage_source: UsageSource = "reported"
         self.confidence: float | None = None
         self.cost_usd: Money | None = billed_cost
 
@@ -74,10 +77,19 @@ class LiveStream:
                 await self._bill(status, error)
 
     async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
-        usage = self.usage or self._streamed_usage()
+        usage, source = self.usage, self.usage_source
+        if usage is None:
+            usage, source = self._streamed_usage(), "estimated"
         ex = self._executor
         self.cost_usd = await ex.bill(
-            self.decision, self._ctx, self._attempt, usage, status, error, self.confidence
+            self.decision,
+            self._ctx,
+            self._attempt,
+            usage,
+            status,
+            error,
+            self.confidence,
+            source=source,
         )
         if status == "ok":
             text = "".join(self._attempt.streamed_text)
@@ -85,7 +97,17 @@ class LiveStream:
 
     def _seen(self, chunk: Chunk) -> Chunk:
         if chunk.usage is not None:
-            self.usage = chunk.usage
+            # Checked before it is shown: the caller sees the usage that is billed.
+            usage, self.usage_source = checked_usage(
+                chunk.usage,
+                self.card,
+                prompt_tokens=self.decision.requirements.prompt_tokens,
+                output_text="".join(self._attempt.streamed_text),
+                request_id=self._ctx.request_id,
+            )
+            if usage != chunk.usage:
+                chunk = replace(chunk, usage=usage)
+            self.usage = usage
         if chunk.confidence is not None:
             self.confidence = chunk.confidence
         return chunk

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Final, Literal
 
 from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
-from modelyard.ledger.records import NOT_ERRORS, CallRecord, Exchange, UsageRow
+from modelyard.ledger.records import (
+    INTERRUPTED_STATUS,
+    NOT_ERRORS,
+    OPEN_STATUS,
+    CallRecord,
+    Exchange,
+    UsageRow,
+)
 
 GroupBy = Sequence[Literal["model", "day"]]
 
@@ -53,24 +61,68 @@ def usage_order(row: UsageRow) -> tuple[str, date]:
     return (row.model_id or "", row.day or date.min)
 
 
+# What neither database can store as text: NUL (PostgreSQL) and lone surrogates
+# (not UTF-8). Client input with them is refused at the door; text from upstreams
+# (error messages, answers) is escaped to U+FFFD here, so a write never fails on it.
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+_TEXT_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(CallRecord) if f.type in ("str", "str | None")
+)
+
+
+def storable(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text) if _UNSTORABLE.search(text) else text
+
+
+def storable_json(value: Any) -> Any:
+    """A JSON round trip of `value` (a detached copy), with unstorable text escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    copy = json.loads(text)
+    # json.dumps writes NUL as the escape `\u0000`; lone surrogates stay raw.
+    if "\\u0000" in text or _UNSTORABLE.search(text):
+        return _scrubbed(copy)
+    return copy
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(k): _scrubbed(v) for k, v in value.items()}
+    return value
+
+
 def normalise(record: CallRecord) -> CallRecord:
-    """`record` as it reads back from storage: UTC, whole nano-dollars, JSON `reasons`."""
+    """`record` as it reads back from storage: UTC, whole nano-dollars, JSON `reasons`,
+    text storable in both databases."""
+    texts: dict[str, Any] = {
+        name: storable(value)
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(record, name), str) and _UNSTORABLE.search(value)
+    }
     return dataclasses.replace(
         record,
         started_at=as_utc(record.started_at, "started_at"),
         cost_usd=nanousd_to_usd(usd_to_nanousd(record.cost_usd)),
         # Through JSON, like the SQL column: unserialisable reasons fail here too,
         # and the stored copy shares no mutable state with the caller's dict.
-        reasons=json.loads(json.dumps(record.reasons)),
+        reasons=storable_json(record.reasons),
+        **texts,
     )
 
 
 def normalise_exchange(exchange: Exchange) -> Exchange:
-    """`exchange` as it reads back from storage: UTC, messages through JSON."""
+    """`exchange` as it reads back from storage: UTC, messages through JSON, text
+    storable (an upstream's answer may hold anything)."""
     return dataclasses.replace(
         exchange,
         created_at=as_utc(exchange.created_at, "created_at"),
-        messages=json.loads(json.dumps(exchange.messages)),
+        messages=storable_json(exchange.messages),
+        response=None if exchange.response is None else storable(exchange.response),
+        task=None if exchange.task is None else storable(exchange.task),
     )
 
 
@@ -101,6 +153,38 @@ class InMemoryLedger:
         if stored.id in self._records:
             raise ValueError(f"call record {stored.id!r} was already written")
         self._records[stored.id] = stored
+
+    async def start(self, record: CallRecord) -> None:
+        """Keep a write-ahead (`started`) record; completed later under the same id."""
+        if record.status != OPEN_STATUS:
+            raise ValueError(f"a write-ahead record must be {OPEN_STATUS!r}, not {record.status!r}")
+        await self.write(record)
+
+    async def finish(self, record: CallRecord) -> None:
+        """Complete the started record: its outcome replaces the estimate, in place."""
+        self._check_open()
+        started = self._records.get(record.id)
+        if started is None:
+            await self.write(record)
+            return
+        # Who, what and when were normalised when the attempt started; only the
+        # outcome is new, so the decision's reasons are not serialised twice.
+        settled = normalise(dataclasses.replace(record, reasons={}))
+        self._records[record.id] = dataclasses.replace(
+            settled, started_at=started.started_at, reasons=started.reasons
+        )
+
+    async def discard(self, record_id: str) -> None:
+        """Forget a started record whose call never reached the network."""
+        self._check_open()
+        stored = self._records.get(record_id)
+        if stored is not None and stored.status == OPEN_STATUS:
+            del self._records[record_id]
+
+    async def recover(self) -> int:
+        """Nothing to recover: records in memory die with the process that wrote them."""
+        self._check_open()
+        return 0
 
     async def records(
         self, *, request_id: str | None = None, limit: int = 1000
@@ -148,9 +232,11 @@ class InMemoryLedger:
 
 def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -> list[UsageRow]:
     """Group and sum; cost is summed in integer nano-dollars, as the SQL store does."""
-    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd]
-    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 5)
+    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd, interrupted]
+    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 6)
     for r in records:
+        if r.status == OPEN_STATUS:
+            continue  # not settled yet (see SqlLedger.usage)
         key = (r.model_id if by_model else None, r.started_at.date() if by_day else None)
         t = totals[key]
         t[0] += 1
@@ -158,6 +244,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
         t[2] += r.input_tokens
         t[3] += r.output_tokens
         t[4] += usd_to_nanousd(r.cost_usd)
+        t[5] += r.status == INTERRUPTED_STATUS
     rows = [
         UsageRow(
             model_id=model_id,
@@ -167,7 +254,15 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=nanousd_to_usd(nanos),
+            interrupted=interrupted,
         )
-        for (model_id, day), (calls, errors, input_tokens, output_tokens, nanos) in totals.items()
+        for (model_id, day), (
+            calls,
+            errors,
+            input_tokens,
+            output_tokens,
+            nanos,
+            interrupted,
+        ) in totals.items()
     ]
     return sorted(rows, key=usage_order)

@@ -41,6 +41,8 @@ from sqlalchemy.types import TypeDecorator
 
 NANOS_PER_USD: Final = Decimal(10) ** 9
 MIGRATIONS_TABLE: Final = "_modelyard_migrations"
+# The migration that adds write-ahead bookkeeping (owners, heartbeats).
+WRITE_AHEAD_MIGRATION: Final = "m005_write_ahead"
 
 
 def usd_to_nanousd(cost: Decimal) -> int:
@@ -150,13 +152,36 @@ def _exchanges_v1(metadata: MetaData) -> Table:
     )
 
 
+def _ledger_writers_v1(metadata: MetaData) -> Table:
+    """`ledger_writers` as migration 5 creates it: one row per live writing process.
+
+    A process registers here when it opens the ledger and beats every few seconds;
+    a `started` record whose owner is gone (no row, a dead pid on this host, or a
+    heartbeat older than the staleness window) was left by a dead process.
+    """
+    return Table(
+        "ledger_writers",
+        metadata,
+        Column("owner", Text, primary_key=True),
+        Column("host", Text, nullable=False),
+        Column("pid", Integer, nullable=False),
+        # Seconds since the epoch (the writer's clock): compared with a window of
+        # tens of seconds, so ordinary NTP-disciplined clocks are close enough.
+        Column("heartbeat_at", Float, nullable=False),
+    )
+
+
 # The tables the stores query, in their current shape. `call_records` is
 # migration 1's shape plus the columns later migrations added; the v1 function
 # stays frozen because old databases replay it.
 metadata = MetaData()
 call_records = _call_records_v1(metadata)
 call_records.append_column(Column("confidence", Float, nullable=True))
+# m005: where the token counts came from, and which process wrote a `started` record.
+call_records.append_column(Column("usage_source", Text, nullable=True))
+call_records.append_column(Column("owner", Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
+ledger_writers = _ledger_writers_v1(metadata)
 
 migrations_table = Table(
     MIGRATIONS_TABLE,
@@ -183,12 +208,23 @@ def m003_exchanges(conn: Connection) -> None:
     _exchanges_v1(MetaData()).create(conn)
 
 
+def m005_write_ahead(conn: Connection) -> None:
+    """Write-ahead attempts: `usage_source` (reported / estimated) and `owner` (the
+    process that wrote a `started` record) on `call_records`, an index to find open
+    records fast, and `ledger_writers` (live writing processes). Additive only."""
+    for column in ("usage_source", "owner"):
+        conn.execute(text(f"ALTER TABLE call_records ADD COLUMN {column} TEXT"))
+    conn.execute(text("CREATE INDEX ix_call_records_status_owner ON call_records (status, owner)"))
+    _ledger_writers_v1(MetaData()).create(conn)
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
     ("m001_call_records", m001_call_records),
     ("m002_call_records_confidence", m002_call_records_confidence),
     ("m003_exchanges", m003_exchanges),
+    ("m005_write_ahead", m005_write_ahead),
 ]
 
 

@@ -6,17 +6,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
-AttemptStatus = Literal["ok", "error", "cancelled", "escalated"]
+AttemptStatus = Literal["ok", "error", "cancelled", "escalated", "started", "interrupted"]
 # Statuses that are not failures in a usage report: an escalation is a specialist
 # that answered but handed the request on because its confidence was too low.
 NOT_ERRORS: frozenset[str] = frozenset({"ok", "escalated"})
+# `started`: written ahead, before the provider call leaves the process; completed
+# (same id) when the attempt ends. `interrupted`: a `started` record whose process
+# died, closed at start-up and billed at its reservation estimate.
+OPEN_STATUS: Final = "started"
+INTERRUPTED_STATUS: Final = "interrupted"
+# Where a record's token counts came from: the provider's own report, or our
+# estimate (tokenizer counts: usage missing, invalid, cut short or interrupted).
+UsageSource = Literal["reported", "estimated"]
 
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One provider attempt. Written durably before the caller's response finishes.
+    """One provider attempt. Written ahead (`started`, at its reservation estimate)
+    before the provider call leaves the process, completed in place when it ends;
+    durable before the caller's response finishes. `usage_source` says whether the
+    tokens are the provider's report or our estimate.
 
     `cost_usd` comes from the usage the provider reported (or, for a stream cut
     short, from what was streamed), priced by the model card's pricing.
@@ -48,6 +59,7 @@ class CallRecord:
     reasons: dict[str, Any] = field(default_factory=dict)
     # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
     confidence: float | None = None
+    usage_source: UsageSource = "reported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,8 @@ class UsageRow:
     input_tokens: int
     output_tokens: int
     cost_usd: Decimal
+    # Calls whose process died mid-flight, billed at their reservation estimate.
+    interrupted: int = 0
 
 
 class LedgerStore(Protocol):
@@ -89,6 +103,25 @@ class LedgerStore(Protocol):
 
     async def write(self, record: CallRecord) -> None:
         """Persist `record` durably (committed) before returning."""
+        ...
+
+    async def start(self, record: CallRecord) -> None:
+        """Write an attempt ahead (status `started`, its reservation estimate as usage),
+        committed before returning: before the provider call leaves the process."""
+        ...
+
+    async def finish(self, record: CallRecord) -> None:
+        """Complete the `started` record with the same id (outcome fields only),
+        committed before returning; with no started record, insert `record`."""
+        ...
+
+    async def discard(self, record_id: str) -> None:
+        """Drop a `started` record whose call never reached the network (not billed)."""
+        ...
+
+    async def recover(self) -> int:
+        """Close `started` records left by dead processes as `interrupted`, billed at
+        their estimate; return how many were closed."""
         ...
 
     async def records(

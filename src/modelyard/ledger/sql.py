@@ -1,25 +1,29 @@
 """`SqlLedger`: the ledger in SQLite (aiosqlite) or PostgreSQL (psycopg 3), async.
 
 Aggregation happens in SQL, money is summed as integer nano-dollars, and the
-semantics match `InMemoryLedger` exactly (that store is the reference).
+semantics match `InMemoryLedger` exactly (that store is the reference). Every write
+goes through one group-commit writer (`ledger.writer`); `started` records of dead
+processes are closed by `ledger.wal`'s sweep (see docs/design-notes.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import anyio
 from sqlalchemy import (
     Connection,
     Date,
-    Table,
+    bindparam,
     case,
     cast,
+    delete,
     event,
     func,
     insert,
@@ -27,10 +31,11 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    update,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelyard.errors import ConfigError
@@ -44,6 +49,7 @@ from modelyard.ledger.memory import (
     usage_order,
 )
 from modelyard.ledger.migrations import (
+    WRITE_AHEAD_MIGRATION,
     apply_migrations,
     call_records,
     exchanges,
@@ -51,7 +57,24 @@ from modelyard.ledger.migrations import (
     nanousd_to_usd,
     usd_to_nanousd,
 )
-from modelyard.ledger.records import NOT_ERRORS, CallRecord, Exchange, UsageRow
+from modelyard.ledger.records import (
+    INTERRUPTED_STATUS,
+    NOT_ERRORS,
+    OPEN_STATUS,
+    CallRecord,
+    Exchange,
+    UsageRow,
+)
+from modelyard.ledger.wal import (
+    DEFAULT_STALE_AFTER_S,
+    heartbeat,
+    new_owner,
+    retire_writer,
+    sweep_dead_writers,
+)
+from modelyard.ledger.writer import GroupCommitWriter, Op, OpKind, group
+
+log = logging.getLogger("modelyard.ledger")
 
 # User-facing scheme -> the async driver this store runs on.
 _DRIVERS: Final = {
@@ -67,6 +90,32 @@ _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # One fixed key, so two processes opening one database migrate one at a time.
 _MIGRATION_LOCK_KEY: Final = 0x6D6F_6465_6C79_6172  # b"modelyar"
 _SQLITE_BEGIN_OPTION: Final = "modelyard_sqlite_begin"
+# What completing a `started` record sets; who, what and when were written ahead.
+_OUTCOME: Final = (
+    "latency_ms",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_nanousd",
+    "ttft_ms",
+    "error_class",
+    "error_message",
+    "streamed",
+    "confidence",
+    "usage_source",
+)
+_c = call_records.c
+# Built once: SQLAlchemy compiles each statement once and reuses it from its cache,
+# and executemany sends a batch as one multi-row statement.
+_STATEMENTS: Final[dict[OpKind, Any]] = {
+    "insert": insert(call_records),
+    "finish": update(call_records)
+    .where(_c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _OUTCOME}),
+    "discard": delete(call_records).where(_c.id == bindparam("b_id"), _c.status == OPEN_STATUS),
+    "exchange": insert(exchanges),
+}
 
 
 def _parse(url: str) -> URL:
@@ -95,10 +144,19 @@ class SqlLedger:
     """A `LedgerStore` in SQLite or PostgreSQL, through a SQLAlchemy async engine.
 
     `schema` (PostgreSQL only) puts the tables in an existing schema by setting
-    the connection's `search_path`. `open()` applies pending migrations.
+    the connection's `search_path`. `open()` applies pending migrations, registers
+    this process as a writer and closes what dead writers left open. A writer silent
+    for `stale_after_s` is presumed dead (on this host, a gone pid is dead at once).
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        busy_timeout_ms: int = 5000,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+    ) -> None:
         self._url = _parse(url)
         self._dialect = self._url.get_backend_name()
         if schema is not None:
@@ -109,11 +167,16 @@ class SqlLedger:
         self._schema = schema
         self._busy_timeout_ms = busy_timeout_ms
         self._engine: AsyncEngine | None = None
-        # SQLite has one writer. With aiosqlite a transaction holds the write lock
-        # across event-loop turns, so pooled connections racing for it can outwait
-        # busy_timeout when the loop is busy and a record would be lost. Writers in
-        # this process therefore queue here; busy_timeout covers other processes.
-        self._write_lock = anyio.Lock() if self._dialect == "sqlite" else None
+        self._stale_after_s = stale_after_s
+        self._write_ahead = False
+        # This process's identity on `started` records (a new one per open).
+        self._owner = new_owner()
+        # Every write goes through one writer task (group commit). For SQLite this
+        # also means one writer per process: pooled connections racing for the
+        # write lock could outwait busy_timeout when the loop is busy.
+        self._writer = GroupCommitWriter(
+            self._commit, tick=self._tick, tick_s=max(0.05, stale_after_s / 5)
+        )
 
     @property
     def url(self) -> str:
@@ -133,15 +196,34 @@ class SqlLedger:
             return
         engine = self._create_engine()
         try:
-            await self._migrate(engine)
+            self._write_ahead = await self._migrate(engine)
+            self._engine = engine
+            self._owner = new_owner()
+            closed = 0
+            if self._write_ahead:
+                async with self._write_tx() as conn:
+                    await conn.run_sync(heartbeat, self._owner)
+                closed = await self.recover()
         except BaseException:
+            self._engine = None
             await engine.dispose()
             raise
-        self._engine = engine
+        if closed:
+            log.warning("closed %d attempt(s) left by a dead process as interrupted", closed)
+        self._writer.start()
 
     async def close(self) -> None:
-        """Close every pooled connection; the store can be opened again."""
-        if self._engine is not None:
+        """Commit queued writes, close this process's own open attempts as
+        `interrupted`, unregister, and close every pooled connection; the store can
+        be opened again."""
+        if self._engine is None:
+            return
+        try:
+            await self._writer.close()
+            if self._write_ahead:
+                async with self._write_tx() as conn:
+                    await conn.run_sync(retire_writer, self._owner)
+        finally:
             engine, self._engine = self._engine, None
             await engine.dispose()
 
@@ -159,7 +241,9 @@ class SqlLedger:
         # Pre-ping: a long-running server outlives PostgreSQL restarts.
         return create_async_engine(self._url, connect_args=connect_args, pool_pre_ping=True)
 
-    async def _migrate(self, engine: AsyncEngine) -> None:
+    async def _migrate(self, engine: AsyncEngine) -> bool:
+        """Apply pending migrations; whether the write-ahead tables exist (a store
+        opened with an older migration list, as tests do, has none)."""
         async with engine.connect() as conn:
             # BEGIN IMMEDIATE takes SQLite's write lock up front, so concurrent
             # openers queue on the busy timeout instead of deadlocking mid-way.
@@ -170,6 +254,8 @@ class SqlLedger:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                     )
                 await conn.run_sync(apply_migrations)
+                applied = set(await conn.scalars(select(migrations_table.c.name)))
+        return WRITE_AHEAD_MIGRATION in applied
 
     async def applied_migrations(self) -> list[tuple[str, datetime]]:
         """Names of the applied migrations with when each was applied, in that order."""
@@ -180,32 +266,73 @@ class SqlLedger:
             return [(name, at) for name, at in await conn.execute(stmt)]
 
     async def write(self, record: CallRecord) -> None:
-        """Insert `record` and commit before returning; a duplicate id raises `ValueError`."""
-        row = _to_row(record)
+        """Insert a finished `record`, committed before returning; a duplicate id raises
+        `ValueError`."""
+        await self._insert(_to_row(record))
+
+    async def start(self, record: CallRecord) -> None:
+        """Write an attempt ahead (`started`, owned by this process), committed."""
+        if record.status != OPEN_STATUS:
+            raise ValueError(f"a write-ahead record must be {OPEN_STATUS!r}, not {record.status!r}")
+        await self._insert(_to_row(record, owner=self._owner))
+
+    async def _insert(self, row: dict[str, Any]) -> None:
         try:
-            if self._write_lock is None:
-                await self._insert(row)
-            else:
-                async with self._write_lock:
-                    await self._insert(row)
+            await self._writer.submit("insert", row)
         except IntegrityError:
             # The only constraint a well-typed record can break is the primary key.
-            raise ValueError(f"call record {record.id!r} was already written") from None
+            raise ValueError(f"call record {row['id']!r} was already written") from None
 
-    async def _insert(self, row: dict[str, Any], table: Table = call_records) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(table).values(**row))
+    async def finish(self, record: CallRecord) -> None:
+        """Complete the `started` record with `record`'s outcome, committed. A record
+        a sweep closed as `interrupted` by mistake gets its real outcome back."""
+        row = _to_row(record)
+        params = {f"b_{name}": row[name] for name in _OUTCOME}
+        params["b_id"] = record.id
+        await self._writer.submit("finish", params)
+
+    async def discard(self, record_id: str) -> None:
+        """Delete a `started` record whose call never reached the network."""
+        await self._writer.submit("discard", {"b_id": record_id})
+
+    async def recover(self) -> int:
+        """Close `started` records of dead processes as `interrupted`; how many."""
+        async with self._write_tx() as conn:
+            return await conn.run_sync(self._sweep)
+
+    def _sweep(self, conn: Connection) -> int:
+        return sweep_dead_writers(conn, me=self._owner, stale_after_s=self._stale_after_s)
+
+    async def _tick(self) -> None:
+        """Heartbeat, then close what dead processes left open (on the writer task)."""
+        if not self._write_ahead or self._engine is None:
+            return
+        async with self._write_tx() as conn:
+            await conn.run_sync(heartbeat, self._owner)
+            closed = await conn.run_sync(self._sweep)
+        if closed:
+            log.warning("closed %d attempt(s) of dead processes as interrupted", closed)
+
+    async def _commit(self, ops: Sequence[Op]) -> None:
+        async with self._write_tx() as conn:
+            for kind, params in group(ops):
+                await conn.execute(_STATEMENTS[kind], params)
+
+    @asynccontextmanager
+    async def _write_tx(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN
+        IMMEDIATE), so a read-then-write never fails on an upgrade to a writer."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with conn.begin():
+                yield conn
 
     async def write_exchange(self, exchange: Exchange) -> None:
         """Insert a captured exchange and commit; a second one for a record raises."""
         stored = normalise_exchange(exchange)
         row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
         try:
-            if self._write_lock is None:
-                await self._insert(row, exchanges)
-            else:
-                async with self._write_lock:
-                    await self._insert(row, exchanges)
+            await self._writer.submit("exchange", row)
         except IntegrityError:
             raise ValueError(
                 f"exchange for record {exchange.record_id!r} was already written"
@@ -269,7 +396,13 @@ class SqlLedger:
             func.coalesce(func.sum(c.input_tokens), 0).label("input_tokens"),
             func.coalesce(func.sum(c.output_tokens), 0).label("output_tokens"),
             func.coalesce(func.sum(c.cost_nanousd), 0).label("cost_nanousd"),
+            func.coalesce(func.sum(case((c.status == INTERRUPTED_STATUS, 1), else_=0)), 0).label(
+                "interrupted"
+            ),
         ).group_by(*keys)
+        # An open attempt is not settled yet: it is billed when it completes, or as
+        # interrupted when its process died.
+        stmt = stmt.where(c.status != OPEN_STATUS)
         if since is not None:
             stmt = stmt.where(c.started_at >= since)
         if until is not None:
@@ -311,16 +444,27 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "BEGIN"))
 
 
-def _to_row(record: CallRecord) -> dict[str, Any]:
+def _to_row(record: CallRecord, owner: str | None = None) -> dict[str, Any]:
     stored = normalise(record)
     row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
     row["cost_nanousd"] = usd_to_nanousd(row.pop("cost_usd"))
+    row["owner"] = owner
     return row
 
 
+_FROM_ROW_FIELDS: Final = tuple(
+    f.name for f in dataclasses.fields(CallRecord) if f.name not in ("cost_usd", "usage_source")
+)
+
+
 def _from_row(row: Any) -> CallRecord:
-    values = {f.name: row[f.name] for f in dataclasses.fields(CallRecord) if f.name != "cost_usd"}
-    return CallRecord(**values, cost_usd=nanousd_to_usd(row["cost_nanousd"]))
+    values = {name: row[name] for name in _FROM_ROW_FIELDS}
+    return CallRecord(
+        **values,
+        cost_usd=nanousd_to_usd(row["cost_nanousd"]),
+        # Records from before m005 carry no source: they were the provider's report.
+        usage_source=row["usage_source"] or "reported",
+    )
 
 
 def _usage_row(row: Any) -> UsageRow:
@@ -333,4 +477,5 @@ def _usage_row(row: Any) -> UsageRow:
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
         cost_usd=nanousd_to_usd(int(row["cost_nanousd"])),
+        interrupted=int(row["interrupted"]),
     )

@@ -7,6 +7,7 @@ every failure through the one error boundary in `modelyard.providers.http`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -20,7 +21,7 @@ from modelyard.providers.anthropic_wire import (
     parse_message,
 )
 from modelyard.providers.base import DeploymentSettings
-from modelyard.providers.http import error_for_status, translate_transport_errors
+from modelyard.providers.http import error_for_status, redact, translate_transport_errors
 from modelyard.types import ChatRequest, Chunk, Completion
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -31,6 +32,9 @@ the OpenAI-shaped requests modelyard accepts routinely carry."""
 class AnthropicMessagesAdapter:
     """A `ChatProvider` for one Anthropic Messages deployment (api.anthropic.com or a
     compatible gateway). `settings.base_url` has no `/v1`, as in Anthropic's SDKs."""
+
+    # Calls go over HTTP: an interrupted one costs money only once a request left.
+    remote = True
 
     def __init__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
@@ -48,7 +52,7 @@ class AnthropicMessagesAdapter:
         if response.is_error:
             raise self._status_error(response)
         try:
-            payload = response.json()
+            payload = json.loads(self._redact(response.text))
         except ValueError as exc:
             raise ProviderResponseError(
                 f"{name}: response body is not JSON",
@@ -78,8 +82,8 @@ class AnthropicMessagesAdapter:
                     await response.aread()
                     raise self._status_error(response)
                 async for event, data in _sse_events(response.aiter_lines()):
-                    if event == "error":
-                        data = self._redact(data)
+                    # Every event, so no excerpt of one in an error can cut a key.
+                    data = self._redact(data)
                     chunk = translator.feed(event, data)
                     if chunk is not None:
                         yield chunk
@@ -98,10 +102,12 @@ class AnthropicMessagesAdapter:
         return headers
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
+        # Redact the whole body first: `error_message` cuts plain text to 500 chars.
+        text = self._redact(response.text)
         try:
-            payload: object = response.json()
+            payload: object = json.loads(text)
         except ValueError:
-            payload = response.text
+            payload = text
         message, kind = error_message(payload)
         return error_for_status(
             response.status_code,
@@ -113,8 +119,7 @@ class AnthropicMessagesAdapter:
 
     def _redact(self, text: str) -> str:
         # Upstream text goes into exception messages and logs; the key must never.
-        key = self._settings.api_key
-        return text.replace(key, "[redacted]") if key else text
+        return redact(text, self._settings.api_key)
 
 
 async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:

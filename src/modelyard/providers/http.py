@@ -26,6 +26,13 @@ from modelyard.errors import (
 )
 
 
+def redact(text: str, secret: str | None) -> str:
+    """`text` with `secret` replaced by `[redacted]`. Call it on the whole upstream
+    text *before* cutting it to an excerpt: cut first, and a key that straddles the
+    cut survives as a prefix no exact match can find."""
+    return text.replace(secret, "[redacted]") if secret and secret in text else text
+
+
 def parse_retry_after(headers: httpx.Headers) -> float | None:
     """Seconds to wait, from `retry-after-ms` (OpenAI), `retry-after` seconds or HTTP-date."""
     if (ms := headers.get("retry-after-ms")) is not None:

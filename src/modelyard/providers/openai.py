@@ -18,7 +18,7 @@ import httpx
 
 from modelyard.errors import ProviderError, ProviderResponseError
 from modelyard.providers.base import DeploymentSettings
-from modelyard.providers.http import error_for_status, translate_transport_errors
+from modelyard.providers.http import error_for_status, redact, translate_transport_errors
 from modelyard.providers.openai_wire import (
     build_body,
     build_headers,
@@ -41,6 +41,9 @@ class OpenAIChatAdapter:
     Every failure surfaces as a `modelyard.errors.ProviderError` subclass, and the
     deployment's key is scrubbed from every message, even one an upstream echoed.
     """
+
+    # Calls go over HTTP: an interrupted one costs money only once a request left.
+    remote = True
 
     def __init__(self, settings: DeploymentSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
@@ -106,6 +109,7 @@ class OpenAIChatAdapter:
         raise ProviderResponseError(f"{self.name}: stream ended before [DONE]", provider=self.name)
 
     def _event(self, data: str) -> dict[str, Any]:
+        data = redact(data, self._settings.api_key)
         try:
             event = json.loads(data)
         except ValueError:
@@ -118,12 +122,14 @@ class OpenAIChatAdapter:
         return event
 
     def _json(self, response: httpx.Response) -> Any:
+        # Redacted before parsing, so no excerpt of it downstream can cut a key.
+        text = redact(response.text, self._settings.api_key)
         try:
-            return response.json()
+            return json.loads(text)
         except ValueError:
             raise ProviderResponseError(
                 f"{self.name}: response body is not JSON "
-                f"(status {response.status_code}): {excerpt(response.text)!r}",
+                f"(status {response.status_code}): {excerpt(text)!r}",
                 provider=self.name,
                 upstream_status=response.status_code,
             ) from None
@@ -131,7 +137,7 @@ class OpenAIChatAdapter:
     def _status_error(self, response: httpx.Response) -> ProviderError:
         return error_for_status(
             response.status_code,
-            error_message(response.content),
+            error_message(redact(response.text, self._settings.api_key)),
             provider=self.name,
             headers=response.headers,
         )

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from modelyard.engine import Engine
 from modelyard.server.errors import install_error_handlers
+from modelyard.server.guard import HeaderGuard
 from modelyard.server.routes import router
 
 Hook = Callable[[], Awaitable[None]]
@@ -33,5 +34,6 @@ def create_app(
     app = FastAPI(title="modelyard", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     install_error_handlers(app)
+    app.add_middleware(HeaderGuard)
     app.include_router(router)
     return app

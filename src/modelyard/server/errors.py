@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from modelyard.errors import InvalidRequestError, ModelyardError
+from modelyard.server.render import SafeJSONResponse as JSONResponse
 
 log = logging.getLogger("modelyard.server")
 
@@ -57,6 +57,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail), type_, None)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return _error(500, "internal error in modelyard (see server log)", "server_error", None)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None) or "-"
+        log.error("unhandled error in request %s", request_id, exc_info=exc)
+        message = f"internal error in modelyard (request {request_id}; see server log)"
+        return _error(500, message, "server_error", None)

@@ -8,17 +8,19 @@ from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from modelyard.engine import Engine
 from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
 from modelyard.live_stream import LiveStream
 from modelyard.routing.requirements import hints_from_headers
-from modelyard.server.wire import ChunkRenderer, completion_json
+from modelyard.server.guard import GuardedRoute
+from modelyard.server.render import SafeJSONResponse
+from modelyard.server.wire import ChunkRenderer, chat_id, completion_json
 from modelyard.types import ChatRequest
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 _T = TypeVar("_T")
 
 
@@ -52,11 +54,15 @@ def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any)
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
+async def chat_completions(
+    body: ChatRequest, request: Request
+) -> SafeJSONResponse | StreamingResponse:
     """OpenAI chat completions; `model` may be auto, a policy, an alias or a model id."""
     engine = _engine(request)
     chat = _with_header_hints(body, request.headers)
     request_id = request.headers.get("x-request-id") or engine.ids()
+    # For the 500 handler's log line: our own bugs are reported with the request id.
+    request.state.request_id = request_id
     if chat.stream:
         live = await engine.stream(chat, request_id=request_id)
         return _sse_response(live, chat, request_id)
@@ -73,7 +79,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     )
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
-    return JSONResponse(payload, headers=headers)
+    return SafeJSONResponse(payload, headers=headers)
 
 
 async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_T]]) -> _T:
@@ -109,7 +115,7 @@ async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_
 def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> StreamingResponse:
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     renderer = ChunkRenderer(
-        stream_id=f"chatcmpl-{request_id}",
+        stream_id=chat_id(request_id),
         model=live.card.id,
         created=int(time.time()),
         include_usage=include_usage,

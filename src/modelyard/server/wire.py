@@ -11,6 +11,11 @@ from modelyard.executor import FailedAttempt
 from modelyard.types import Chunk, Completion, Usage
 
 
+def chat_id(upstream_id: str) -> str:
+    """A `chatcmpl-` id; an upstream id that already has the prefix keeps it once."""
+    return upstream_id if upstream_id.startswith("chatcmpl-") else f"chatcmpl-{upstream_id}"
+
+
 def usage_json(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.input_tokens,
@@ -41,7 +46,7 @@ def completion_json(
     if completion.tool_calls:
         message["tool_calls"] = [call.model_dump() for call in completion.tool_calls]
     return {
-        "id": f"chatcmpl-{completion.id}",
+        "id": chat_id(completion.id),
         "object": "chat.completion",
         "created": created,
         "model": model,
