@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -46,6 +46,9 @@ from modelyard.providers.base import ChatProvider
 from modelyard.routing.plan import Decision, RankedCandidate
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
+if TYPE_CHECKING:
+    from modelyard.cascade.trace import CascadeTrace
+
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
 
@@ -56,10 +59,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Identifies one caller request across its attempts."""
+    """Identifies one caller request across its attempts. `step` and `role` say which
+    step of a several-call decision (a cascade hop) the attempts serve, and as what."""
 
     request_id: str
     caller: str | None = None
+    step: int | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,8 @@ class Outcome:
     card: ModelCard
     cost_usd: Money
     failed: tuple[FailedAttempt, ...]
+    # A cascade's hops and verdicts; `cost_usd` is then the total of every hop.
+    cascade: CascadeTrace | None = None
 
 
 @dataclass
@@ -210,6 +218,9 @@ class Executor:
         self.clock = clock
         self.monotonic = monotonic
         self.capture_tasks = capture_tasks
+        # Plans a request (the Engine sets it to its router): a cascade's `judge`
+        # verifier routes its own call through it.
+        self.planner: Callable[[ChatRequest], Decision] | None = None
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
         return Attempt(candidate, number, self.clock(), self.monotonic())
@@ -217,6 +228,10 @@ class Executor:
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers (hedged if the
         policy asks for it)."""
+        if decision.cascade is not None:
+            from modelyard.cascade.runner import run_cascade
+
+            return await run_cascade(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def attempt(candidate: RankedCandidate) -> Outcome | None:
@@ -318,6 +333,10 @@ class Executor:
     ) -> LiveStream:
         """Open a stream, failing over (or racing, when hedged) until some candidate
         produces its first content."""
+        if decision.cascade is not None:
+            from modelyard.cascade.runner import stream_cascade
+
+            return await stream_cascade(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def open_one(candidate: RankedCandidate) -> _Opened | None:
@@ -422,6 +441,7 @@ class Executor:
         status: AttemptStatus,
         error: ModelyardError | None,
         confidence: float | None = None,
+        verifier_score: float | None = None,
     ) -> Money:
         """Write the attempt's record; shielded so a cancelled caller still gets billed."""
         card = attempt.candidate.card
@@ -450,6 +470,9 @@ class Executor:
             scorer_version=decision.scorer_version,
             reasons=decision.explain(),
             confidence=confidence,
+            step=ctx.step,
+            role=ctx.role,
+            verifier_score=verifier_score,
         )
         attempt.record_id = record.id
         self._report_health(card.deployment.name, status, error)

@@ -577,3 +577,27 @@ async def test_a_version_1_database_is_upgraded_in_place(
         assert [r.confidence for r in await upgraded.records()] == [None, 0.5]
     finally:
         await upgraded.close()
+
+
+# --- cascades: step, role and verifier score (m004) ---------------------------
+
+
+def test_m004_is_the_released_cascade_migration() -> None:
+    assert RELEASED[-1] == "m004_call_records_steps"
+
+
+async def test_cascade_step_role_and_verifier_score_round_trip(ledger: LedgerStore) -> None:
+    rejected = rec(
+        "hop1", status="escalated", step=1, role="answer", verifier_score=0.25, model_id="cheap"
+    )
+    judge = rec("judge1", step=1, role="judge", attempt=2, model_id="judge-model")
+    served = rec("hop2", step=2, role="answer", verifier_score=1.0, attempt=3)
+    for r in (rejected, judge, served):
+        await ledger.write(r)
+    got = await ledger.records(request_id="req-1")
+    assert [(r.step, r.role, r.verifier_score, r.status) for r in got] == [
+        (1, "answer", 0.25, "escalated"),
+        (1, "judge", None, "ok"),
+        (2, "answer", 1.0, "ok"),
+    ]
+    assert got == [rejected, judge, served]

@@ -156,6 +156,9 @@ def _exchanges_v1(metadata: MetaData) -> Table:
 metadata = MetaData()
 call_records = _call_records_v1(metadata)
 call_records.append_column(Column("confidence", Float, nullable=True))
+call_records.append_column(Column("step", Integer, nullable=True))
+call_records.append_column(Column("role", String(16), nullable=True))
+call_records.append_column(Column("verifier_score", Float, nullable=True))
 exchanges = _exchanges_v1(metadata)
 
 migrations_table = Table(
@@ -183,12 +186,26 @@ def m003_exchanges(conn: Connection) -> None:
     _exchanges_v1(MetaData()).create(conn)
 
 
+def m004_call_records_steps(conn: Connection) -> None:
+    """Add `step`, `role` and `verifier_score`: which hop of a cascade an attempt
+    served, as what (answer or judge), and the verifier's score of its answer.
+    Nullable, so every existing row reads as a single-step call."""
+    for name, column_type in (
+        ("step", Integer()),
+        ("role", String(16)),
+        ("verifier_score", Float()),
+    ):
+        compiled = column_type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE call_records ADD COLUMN {name} {compiled}"))
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
     ("m001_call_records", m001_call_records),
     ("m002_call_records_confidence", m002_call_records_confidence),
     ("m003_exchanges", m003_exchanges),
+    ("m004_call_records_steps", m004_call_records_steps),
 ]
 
 

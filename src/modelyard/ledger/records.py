@@ -48,6 +48,12 @@ class CallRecord:
     reasons: dict[str, Any] = field(default_factory=dict)
     # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
     confidence: float | None = None
+    # Several calls per request (cascades): which step (hop, 1-based) of the decision
+    # this attempt served, in what role (`answer`, `judge`), and the verifier's score
+    # of its answer. None for single-step decisions.
+    step: int | None = None
+    role: str | None = None
+    verifier_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,10 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
         failed=outcome.failed,
     )
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
+    # For a cascade, the cost of every hop and verifier call.
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
+    if outcome.cascade is not None:
+        headers.update(outcome.cascade.headers())
     return JSONResponse(payload, headers=headers)
 
 
@@ -116,6 +119,8 @@ def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> Strea
     )
     headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
     headers["cache-control"] = "no-cache"
+    if live.cascade is not None:
+        headers.update(live.cascade.headers())
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
