@@ -4,9 +4,13 @@
 
 Features of (prompt, answer): both sentence embeddings, their element-wise product
 and cosine, the answer's length, and the confidence the answer states about itself
-("Confidence: 80%", "I'm 90% sure", "confidence: high"). The model is a logistic
-regression trained offline (`modelyard.verifiers.learned_train`, scikit-learn) and
-served with NumPy alone from an artifact directory: `manifest.json` (encoder,
+("Confidence: 80%", "I'm 90% sure", "confidence: high"). Only the last `tail_words`
+words of the prompt and of the answer are embedded (the question and the final
+answer sit at the end; the encoder's time grows with the text), which keeps the
+verifier within a few milliseconds on a CPU; the length features see the whole
+answer. The model is a logistic regression trained offline
+(`modelyard.verifiers.learned_train`, scikit-learn) and served with NumPy alone from
+an artifact directory: `manifest.json` (encoder,
 threshold, feature layout, training summary) and `weights.npz`. The encoder named in
 the manifest is opened once, when the verifier is built.
 """
@@ -28,6 +32,7 @@ from modelyard.errors import ConfigError
 from modelyard.verifiers.base import Verdict, VerifierSettings, VerifyContext
 
 FORMAT = "modelyard-verifier-logistic/1"
+DEFAULT_TAIL_WORDS = 48
 SCALARS = ("cosine", "log_chars", "log_words", "stated_confidence", "states_confidence")
 _PERCENT = re.compile(
     r"(?i:confiden\w*|certain\w*|sure)\W{0,12}(\d{1,3}(?:\.\d+)?)\s*%"
@@ -55,6 +60,12 @@ def stated_confidence(text: str) -> float | None:
     if m := _WORDS.search(text):
         return _LEVELS[m.group(1).lower()]
     return None
+
+
+def tail(text: str, words: int) -> str:
+    """The last `words` words of `text` (what is embedded)."""
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[-words:])
 
 
 def features(prompt_vecs: Any, answer_vecs: Any, answers: list[str]) -> Any:
@@ -85,6 +96,7 @@ class LogisticModel:
     encoder: str
     threshold: float
     summary: dict[str, Any]
+    tail_words: int = DEFAULT_TAIL_WORDS
 
     def predict(self, x: Any) -> Any:
         """P(good answer) for each row of the feature matrix `x`."""
@@ -103,6 +115,7 @@ class LogisticModel:
             "format": FORMAT,
             "encoder": self.encoder,
             "threshold": self.threshold,
+            "tail_words": self.tail_words,
             "features": ["prompt", "answer", "prompt*answer", *SCALARS],
             "summary": self.summary,
         }
@@ -127,6 +140,7 @@ class LogisticModel:
             encoder=str(manifest["encoder"]),
             threshold=float(manifest["threshold"]),
             summary=dict(manifest.get("summary", {})),
+            tail_words=int(manifest.get("tail_words", DEFAULT_TAIL_WORDS)),
         )
 
 
@@ -172,6 +186,7 @@ class LearnedVerifier:
         """P(good) for each answer to `prompt`."""
         import numpy as np
 
-        vecs = self.encoder.encode([prompt, *answers])
+        words = self.model.tail_words
+        vecs = self.encoder.encode([tail(t, words) for t in (prompt, *answers)])
         x = features(np.repeat(vecs[:1], len(answers), axis=0), vecs[1:], answers)
         return [float(p) for p in self.model.predict(x)]

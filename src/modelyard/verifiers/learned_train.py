@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.learned.outcomes import OutcomeSet
-from modelyard.verifiers.learned import LogisticModel, features
+from modelyard.verifiers.learned import DEFAULT_TAIL_WORDS, LogisticModel, features, tail
 
 
 def examples(
@@ -48,6 +48,7 @@ def train_verifier(
     threshold: float | None = None,
     c: float = 1.0,
     seed: int = 0,
+    tail_words: int = DEFAULT_TAIL_WORDS,
 ) -> LogisticModel:
     """Fit the logistic quality predictor on (prompt, answer, good?) examples."""
     import numpy as np
@@ -57,8 +58,9 @@ def train_verifier(
         raise ValueError("training a verifier needs both good and bad answers")
     unique = sorted(set(prompts))
     index = {p: i for i, p in enumerate(unique)}
-    pvecs = encoder.encode(unique)
-    x = features(pvecs[[index[p] for p in prompts]], encoder.encode(list(answers)), list(answers))
+    pvecs = encoder.encode([tail(p, tail_words) for p in unique])
+    avecs = encoder.encode([tail(a, tail_words) for a in answers])
+    x = features(pvecs[[index[p] for p in prompts]], avecs, list(answers))
     y = np.asarray(labels)
     fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
     model = LogisticModel(
@@ -67,6 +69,7 @@ def train_verifier(
         encoder=encoder.id,
         threshold=0.5,
         summary={},
+        tail_words=tail_words,
     )
     probs = model.predict(x)
     chosen = threshold if threshold is not None else _best_threshold(probs, y)
@@ -77,7 +80,7 @@ def train_verifier(
         "train_accuracy": round(accuracy, 4),
         "c": c,
     }
-    return LogisticModel(model.weights, model.bias, encoder.id, float(chosen), summary)
+    return LogisticModel(model.weights, model.bias, encoder.id, float(chosen), summary, tail_words)
 
 
 def _best_threshold(probs: Any, y: Any) -> float:
