@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +29,8 @@ def scripted(script: Script | Responder) -> FunctionProvider:
 
     async def complete(request: ChatRequest, upstream: str) -> Completion:
         said = script(request, upstream) if callable(script) else script[upstream]
+        if inspect.isawaitable(said):
+            said = await said
         if isinstance(said, BaseException):
             raise said
         if isinstance(said, Completion):

@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 
 from modelyard.errors import ProviderServerError, UpstreamRequestError
@@ -274,3 +275,26 @@ async def test_parsed_answers_on_completions_are_compared_before_extractors(
     engine = engine_for(replayed, ledger, cascade(["small", "vision-mid", "frontier"], verifier))
     _, out = await engine.complete(ask(), request_id="p1")
     assert out.card.id == "vision-mid"
+
+
+async def test_a_cancelled_request_bills_the_answer_it_received_as_cancelled(
+    ledger: InMemoryLedger,
+) -> None:
+    judging = anyio.Event()
+
+    async def judge_hangs(request: ChatRequest, upstream: str) -> Any:
+        if upstream == "frontier":
+            judging.set()
+            await anyio.sleep_forever()
+        return f"an answer from {upstream}"
+
+    verifier = {"type": "judge", "model": "frontier"}
+    engine = engine_for(judge_hangs, ledger, cascade(["small", "vision-mid"], verifier))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: engine.complete(ask(), request_id="c1"))
+        await judging.wait()
+        tg.cancel_scope.cancel()
+    got = await records(ledger, "c1")
+    assert rows(got) == [("small", 1, "answer", "cancelled"), ("frontier", 1, "judge", "cancelled")]
+    # The answer that came back is billed for its real usage, not an estimate.
+    assert (got[0].input_tokens, got[0].output_tokens) == (100, 10)
