@@ -109,3 +109,24 @@ def test_token_similarity_is_symmetric_and_bounded() -> None:
     assert all(sims[i][j] == sims[j][i] for i in range(4) for j in range(4))
     assert (sims[0][1], sims[0][2], sims[3][3]) == (1.0, 0.0, 0.0)
     assert sims[0][0] == 1.0
+
+
+async def test_auto_similarity_falls_back_to_tokens_when_no_encoder_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("numpy")
+    import modelyard.embeddings as embeddings
+    from modelyard.errors import ConfigError
+
+    def broken(name: str = "") -> None:
+        raise ConfigError("no ONNX model here")
+
+    monkeypatch.setattr(embeddings, "load_encoder", broken)
+    v = verifier(extract="text", similarity="auto", min_similarity=0.6)
+    v.similarity = "embedding"  # as `auto` decides when the learned extra is installed
+    got = await verdict(v, answers("the sky is blue today", "today the sky is blue"))
+    assert got.accepted
+    assert v.similarity == "tokens"
+    strict = verifier(extract="text", similarity="embedding")
+    with pytest.raises(ConfigError):
+        await verdict(strict, answers("a b", "a b"))

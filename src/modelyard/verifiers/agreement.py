@@ -110,8 +110,17 @@ class AgreementVerifier:
     def _embedding_similarities(self, texts: list[str]) -> list[list[float]]:
         if self._encoder is None:
             from modelyard.embeddings import DEFAULT_ENCODER, load_encoder
+            from modelyard.errors import ConfigError
 
-            self._encoder = load_encoder(self.settings.encoder or DEFAULT_ENCODER)
+            try:
+                self._encoder = load_encoder(self.settings.encoder or DEFAULT_ENCODER)
+            except ConfigError as exc:
+                if self.settings.similarity == "embedding":
+                    raise
+                # `auto` asked for embeddings only if they work here: fall back, once.
+                log.warning("agreement: no sentence encoder (%s); using token overlap", exc)
+                self.similarity = "tokens"
+                return token_similarities(texts)
         vectors = self._encoder.encode(texts)
         sims: list[list[float]] = (vectors @ vectors.T).tolist()
         return sims
