@@ -20,8 +20,10 @@ Responder = Callable[[ChatRequest, str], Any]
 AGREE = {"type": "agreement", "min_agree": 2, "extract": "choice"}
 
 
-def cascade_config(**policies: Any) -> Any:
-    return stack_config(policies={**STACK["policies"], **policies})
+def cascade_config(models: Mapping[str, Any] | None = None, **policies: Any) -> Any:
+    return stack_config(
+        policies={**STACK["policies"], **policies}, models={**STACK["models"], **(models or {})}
+    )
 
 
 def scripted(script: Script | Responder) -> FunctionProvider:
@@ -46,18 +48,22 @@ USAGE = {
     "vision-mid": Usage(input_tokens=100, output_tokens=20),
     "frontier": Usage(input_tokens=100, output_tokens=30),
     "local-llm": Usage(input_tokens=100, output_tokens=40),
+    "local-2": Usage(input_tokens=100, output_tokens=50),
 }
+# A second private model, for cascades that stay on private deployments.
+LOCAL_2 = {"local-2": {**STACK["models"]["local-llm"], "quality": {"default": 0.55}}}
 
 
 def engine_for(
     script: Script | Responder,
     ledger: InMemoryLedger,
     policies: Mapping[str, Any],
+    models: Mapping[str, Any] | None = None,
 ) -> Engine:
     counter = iter(range(1, 1_000_000))
     provider = scripted(script)
     return build_engine(
-        cascade_config(**policies),
+        cascade_config(models, **policies),
         env=ENV,
         ledger=ledger,
         providers={name: provider for name in ("cheapco", "bigco", "onprem")},

@@ -16,7 +16,7 @@ from modelyard.ledger import CallRecord, InMemoryLedger
 from modelyard.routing.cascade import CascadePolicy
 from modelyard.types import ChatRequest, Completion, Usage
 from modelyard.verifiers.base import Verdict, VerifyContext
-from tests.cascade.helpers import AGREE, ask, engine_for
+from tests.cascade.helpers import AGREE, LOCAL_2, ask, engine_for
 
 
 def cascade(tiers: list[Any], verifier: dict[str, Any] | None = None, **extra: Any) -> Any:
@@ -298,3 +298,22 @@ async def test_a_cancelled_request_bills_the_answer_it_received_as_cancelled(
     assert rows(got) == [("small", 1, "answer", "cancelled"), ("frontier", 1, "judge", "cancelled")]
     # The answer that came back is billed for its real usage, not an estimate.
     assert (got[0].input_tokens, got[0].output_tokens) == (100, 10)
+
+
+async def test_the_judge_keeps_the_requests_data_class(ledger: InMemoryLedger) -> None:
+    def answers(request: ChatRequest, upstream: str) -> Any:
+        assert upstream != "frontier", "a confidential conversation reached a public judge"
+        return f"from {upstream}"
+
+    verifier = {"type": "judge", "model": "frontier"}
+    policies = cascade(["local-llm", "local-2"], verifier)
+    engine = engine_for(answers, ledger, policies, models=LOCAL_2)
+    _, out = await engine.complete(ask(modelyard={"data_class": "confidential"}), request_id="d1")
+    # The public judge may not read it: no judge qualifies, the verdict is a rejection.
+    assert out.card.id == "local-2"
+    assert out.cascade is not None
+    assert "NoQualifiedModelError" in out.cascade.hops[0].reason
+    assert [r.model_id for r in await records(ledger, "d1")] == ["local-llm", "local-2"]
+    # The same cascade on internal data asks the judge.
+    await engine.complete(ask(), request_id="d2")
+    assert "frontier" in [r.model_id for r in await records(ledger, "d2")]

@@ -88,6 +88,7 @@ class _Cascade:
         self.hops: list[HopTrace] = []
         self.earlier: list[Answer] = []
         self.unbilled: list[_Pending] = []
+        self.skipped: list[str] = []
 
     def step_ctx(self, step: Step, role: str = "answer") -> CallContext:
         return dataclasses.replace(self.ctx, step=step.number, role=role)
@@ -200,7 +201,7 @@ class _Cascade:
             deployment = candidate.card.deployment.name
             if not self.ex.health.acquire(deployment, self.ex.monotonic()):
                 reason = self.ex.health.unavailable(self.ex.monotonic()).get(deployment, "busy")
-                log.info("cascade step %d: %s skipped (%s)", step.number, candidate.card.id, reason)
+                self.skipped.append(f"{candidate.card.id}: skipped ({reason})")
                 continue
             tries += 1
             if (answer := await self.attempt(step, candidate)) is not None:
@@ -277,7 +278,9 @@ class _Cascade:
         return JudgeReply(outcome.completion, outcome.card.id, outcome.cost_usd)
 
     def exhausted(self) -> ModelyardError:
-        tried = "; ".join(f"{f.model_id}: {f.error.message}" for f in self.failed)
+        tried = "; ".join(
+            [*(f"{f.model_id}: {f.error.message}" for f in self.failed), *self.skipped]
+        )
         errors = [(f.model_id, f.error) for f in self.failed if isinstance(f.error, ProviderError)]
         hops = ", ".join(f"{h.step}:{'+'.join(h.models)}={h.verdict}" for h in self.hops)
         return AllAttemptsFailedError(

@@ -3,8 +3,9 @@
     verifier: {type: judge, model: gpt-4o-mini, threshold: 0.7}
 
 The judge's request is an ordinary chat request to `model` (a model id, an alias or
-a non-cascade policy), so it is routed, falls back and is billed like any call; its
-ledger records carry the cascade's decision id, the hop, and the role `judge`. The
+a non-cascade policy), so it is routed, falls back and is billed like any call (and
+keeps the request's data class: the judge reads the conversation); its ledger
+records carry the cascade's decision id, the hop, and the role `judge`. The
 judge is asked for a score from 0 to 10; the verdict's score is that over 10, and the
 answer is accepted when it reaches `threshold`. A reply without a score is an error
 (the cascade counts it as a rejection).
@@ -17,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from modelyard.types import ChatRequest, Message
+from modelyard.types import ChatRequest, Message, RoutingHints
 from modelyard.verifiers.base import Answer, Verdict, VerifierSettings, VerifyContext
 
 DEFAULT_RUBRIC = (
@@ -69,6 +70,8 @@ class JudgeVerifier:
             max_tokens=self.settings.max_tokens,
             temperature=0,
             user=request.user,
+            # The judge reads the conversation: it may only go where the request may.
+            modelyard=RoutingHints(data_class=request.modelyard.data_class),
         )
 
 
