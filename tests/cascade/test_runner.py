@@ -39,7 +39,8 @@ async def test_a_parallel_tier_that_agrees_is_served_and_later_tiers_never_run(
     decision, out = await engine.complete(ask(), request_id="r1")
     assert (out.card.id, out.completion.content) == ("small", "Answer: C")
     got = await records(ledger, "r1")
-    assert rows(got) == [("small", 1, "answer", "ok"), ("vision-mid", 1, "answer", "ok")]
+    # Both members answered; the one served is the `answer`, the other a `candidate`.
+    assert rows(got) == [("small", 1, "answer", "ok"), ("vision-mid", 1, "candidate", "ok")]
     assert {r.decision_id for r in got} == {decision.id}
     assert [r.verifier_score for r in got] == [1.0, 1.0]
     assert out.cost_usd == sum((r.cost_usd for r in got), Decimal(0))
@@ -60,8 +61,8 @@ async def test_rejected_hops_are_billed_escalated_and_the_last_is_served(
     assert out.card.id == "frontier"
     got = await records(ledger, "r2")
     assert rows(got) == [
-        ("small", 1, "answer", "escalated"),
-        ("vision-mid", 2, "answer", "escalated"),
+        ("small", 1, "candidate", "escalated"),
+        ("vision-mid", 2, "candidate", "escalated"),
         ("frontier", 3, "answer", "ok"),
     ]
     # One answer alone agrees with nobody (0.5 of min_agree 2); B and C disagree.
@@ -83,7 +84,7 @@ async def test_two_sequential_hops_that_agree_stop_the_cascade(ledger: InMemoryL
     _, out = await engine.complete(ask(), request_id="r3")
     assert out.card.id == "vision-mid"
     assert rows(await records(ledger, "r3")) == [
-        ("small", 1, "answer", "escalated"),
+        ("small", 1, "candidate", "escalated"),
         ("vision-mid", 2, "answer", "ok"),
     ]
 
@@ -100,8 +101,8 @@ async def test_fallback_within_a_hop_on_provider_errors(ledger: InMemoryLedger) 
     _, out = await engine.complete(ask(), request_id="r4")
     assert out.card.id == "vision-mid"
     assert rows(await records(ledger, "r4")) == [
-        ("small", 1, "answer", "error"),
-        ("local-llm", 1, "answer", "escalated"),
+        ("small", 1, "candidate", "error"),
+        ("local-llm", 1, "candidate", "escalated"),
         ("vision-mid", 2, "answer", "ok"),
     ]
     assert [f.model_id for f in out.failed] == ["small"]
@@ -129,7 +130,7 @@ async def test_the_callers_own_4xx_ends_the_cascade(ledger: InMemoryLedger) -> N
     engine = engine_for(script, ledger, cascade(["small", "frontier"]))
     with pytest.raises(UpstreamRequestError):
         await engine.complete(ask(), request_id="r7")
-    assert rows(await records(ledger, "r7")) == [("small", 1, "answer", "error")]
+    assert rows(await records(ledger, "r7")) == [("small", 1, "candidate", "error")]
 
 
 class Boom:
@@ -207,16 +208,16 @@ async def test_the_judge_is_routed_and_billed_with_the_decision_step_and_role(
     assert out.card.id == "vision-mid"
     got = await records(ledger, "j1")
     assert rows(got) == [
-        ("small", 1, "answer", "escalated"),
+        ("small", 1, "candidate", "escalated"),
         ("frontier", 1, "judge", "ok"),
         ("vision-mid", 2, "answer", "ok"),
         ("frontier", 2, "judge", "ok"),
     ]
     assert {r.decision_id for r in got} == {decision.id}
-    assert [r.verifier_score for r in got if r.role == "answer"] == [0.3, 0.9]
+    assert [r.verifier_score for r in got if r.role != "judge"] == [0.3, 0.9]
     # The caller pays for every answer and every judgement.
     assert out.cost_usd == sum((r.cost_usd for r in got), Decimal(0))
-    assert out.cost_usd > sum((r.cost_usd for r in got if r.role == "answer"), Decimal(0))
+    assert out.cost_usd > sum((r.cost_usd for r in got if r.role != "judge"), Decimal(0))
 
 
 async def test_a_judge_without_a_score_rejects(ledger: InMemoryLedger) -> None:
@@ -258,7 +259,7 @@ async def test_the_last_hop_streams_directly(ledger: InMemoryLedger) -> None:
     assert live.cascade is not None
     assert live.cascade.headers()["x-modelyard-hops"] == "1:small=rejected, 2:frontier=streamed"
     got = await records(ledger, "st2")
-    assert rows(got) == [("small", 1, "answer", "escalated"), ("frontier", 2, "answer", "ok")]
+    assert rows(got) == [("small", 1, "candidate", "escalated"), ("frontier", 2, "answer", "ok")]
     assert got[1].streamed
 
 
@@ -295,7 +296,10 @@ async def test_a_cancelled_request_bills_the_answer_it_received_as_cancelled(
         await judging.wait()
         tg.cancel_scope.cancel()
     got = await records(ledger, "c1")
-    assert rows(got) == [("small", 1, "answer", "cancelled"), ("frontier", 1, "judge", "cancelled")]
+    assert rows(got) == [
+        ("small", 1, "candidate", "cancelled"),
+        ("frontier", 1, "judge", "cancelled"),
+    ]
     # The answer that came back is billed for its real usage, not an estimate.
     assert (got[0].input_tokens, got[0].output_tokens) == (100, 10)
 

@@ -54,6 +54,12 @@ async def test_headers_name_every_hop_and_cost_is_the_total(
     records = await ledger.records(request_id="h1")
     total = sum((r.cost_usd for r in records), Decimal(0))
     assert len(records) == 3
+    # The ledger says which answer the caller got.
+    assert [(r.model_id, r.role) for r in records] == [
+        ("small", "candidate"),
+        ("vision-mid", "answer"),
+        ("local-llm", "candidate"),
+    ]
     assert Decimal(resp.headers["x-modelyard-cost-usd"]) == total
     assert Decimal(resp.json()["modelyard"]["cost_usd"]) == total
     # The ledger's reasons carry the cascade plan.

@@ -140,9 +140,9 @@ def test_an_invalid_cheap_answer_escalates_and_both_hops_are_billed(
     assert raw.headers["x-modelyard-hops"] == f"1:{GPT}=rejected, 2:{CLAUDE}=final"
     assert raw.headers["x-modelyard-verdict"] == "final"
     records = gateway.records("e2")
-    assert [(r.model_id, r.step, r.status) for r in records] == [
-        (GPT, 1, "escalated"),
-        (CLAUDE, 2, "ok"),
+    assert [(r.model_id, r.step, r.role, r.status) for r in records] == [
+        (GPT, 1, "candidate", "escalated"),
+        (CLAUDE, 2, "answer", "ok"),
     ]
     assert records[0].verifier_score == 0.0
     assert "not JSON" in (records[0].error_message or "")

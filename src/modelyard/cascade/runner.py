@@ -8,9 +8,11 @@ is left to escalate to; a parallel last step still asks the verifier which of it
 answers to serve). A step whose every slot failed escalates too.
 
 Billing: every attempt is one ledger record with the decision id, its step and its
-role (`answer`; a judge's calls `judge`). An answer is billed once its fate is
-known: `ok` when its step was accepted or served, `escalated` (with the verifier's
-score and reason) when it was rejected; a request cancelled meanwhile bills what it
+role: `answer` for the one answer the caller was served, `candidate` for every other
+attempt at an answer (rejected, a parallel member not chosen, failed, cancelled),
+`judge` for a judge's calls. An answer is billed once its fate is known: `ok` when
+its step was accepted or served, `escalated` (with the verifier's score and reason)
+when it was rejected; a request cancelled meanwhile bills what it
 received as `cancelled`, with the provider's real usage. The caller's cost is the
 sum of all of it. A verifier that raises is a rejection, logged, never a 500.
 
@@ -90,7 +92,7 @@ class _Cascade:
         self.unbilled: list[_Pending] = []
         self.skipped: list[str] = []
 
-    def step_ctx(self, step: Step, role: str = "answer") -> CallContext:
+    def step_ctx(self, step: Step, role: str = "candidate") -> CallContext:
         return dataclasses.replace(self.ctx, step=step.number, role=role)
 
     def trace(self) -> CascadeTrace:
@@ -130,8 +132,8 @@ class _Cascade:
         score = verdict.score if verdict else None
         reason = verdict.reason if verdict else "last step: served without a verdict"
         chosen = answers[verdict.chosen if verdict and verdict.chosen < len(answers) else 0]
-        await self.settle(answers, "ok", score, None)
-        ctx = self.step_ctx(step)
+        await self.settle(answers, "ok", score, None, served=chosen)
+        ctx = self.step_ctx(step, "answer")
         completion = chosen.answer.completion
         await self.ex.capture(self.decision, ctx, chosen.attempt, self.request, completion.content)
         self.hops.append(HopTrace(step.number, _models(answers), kind, score, reason))
@@ -151,13 +153,17 @@ class _Cascade:
         status: AttemptStatus,
         score: float | None,
         error: ModelyardError | None,
+        *,
+        served: _Pending | None = None,
     ) -> None:
-        """Bill received answers now that their fate is known."""
+        """Bill received answers now that their fate is known; `served` is the one the
+        caller gets (role `answer`), the others are `candidate`s."""
         for p in answers:
             if p in self.unbilled:
                 self.unbilled.remove(p)
             completion = p.answer.completion
-            ctx = dataclasses.replace(self.ctx, step=p.answer.step, role="answer")
+            role = "answer" if p is served else "candidate"
+            ctx = dataclasses.replace(self.ctx, step=p.answer.step, role=role)
             self.cost += await self.ex.bill(
                 self.decision,
                 ctx,
@@ -320,7 +326,7 @@ async def stream_cascade(
         live = LiveStream(
             ex,
             decision,
-            cascade.step_ctx(served.step),
+            cascade.step_ctx(served.step, "answer"),
             p.attempt,
             completion_chunks(p.answer.completion),
             no_more_chunks(),
@@ -339,7 +345,7 @@ async def stream_cascade(
         cascade=None,
         notes=(*decision.notes, note),
     )
-    live = await ex.stream(last, request, cascade.step_ctx(step))
+    live = await ex.stream(last, request, cascade.step_ctx(step, "answer"))
     live.failed = (*cascade.failed, *live.failed)
     cascade.hops.append(HopTrace(step.number, (live.card.id,), "streamed", None, note))
     live.cascade = cascade.trace()
