@@ -125,17 +125,22 @@ def cases(minilm: bool, tmp: Path) -> list[tuple[str, Callable[[], tuple[Verifie
         ("learned, hashing-256 encoder", lambda: learned(tmp, "hashing-256")),
     ]
     if minilm:
-        out += [
-            (
-                "agreement text, MiniLM (3)",
-                lambda: (
-                    agreement("text", "embedding"),
-                    lambda k: VerifyContext(plain, 2, three("", k)),
-                ),
-            ),
-            ("learned, MiniLM encoder", lambda: learned(tmp, "minilm-l6-v2")),
-        ]
+        out += minilm_cases(tmp, plain)
     return out
+
+
+def minilm_cases(
+    tmp: Path, plain: ChatRequest
+) -> list[tuple[str, Callable[[], tuple[Verifier, Contexts]]]]:
+    """The verifiers that embed text, with the real ONNX MiniLM encoder."""
+    embedding = AgreementVerifier.Settings(extract="text", similarity="embedding")
+    return [
+        (
+            "agreement text, MiniLM (3)",
+            lambda: (AgreementVerifier(embedding), lambda k: VerifyContext(plain, 2, three("", k))),
+        ),
+        ("learned, MiniLM encoder", lambda: learned(tmp, "minilm-l6-v2")),
+    ]
 
 
 def learned(tmp: Path, encoder_name: str) -> tuple[Verifier, Contexts]:
