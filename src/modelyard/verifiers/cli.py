@@ -35,13 +35,22 @@ def train(
     threshold: Annotated[
         float | None, typer.Option(help="Acceptance threshold (default: best on training).")
     ] = None,
+    tail_words: Annotated[
+        int, typer.Option(help="Embed only the last N words of prompt and answer.", min=1)
+    ] = 48,
 ) -> None:
     """Train a learned verifier on every (prompt, response) of the data and save it."""
     from modelyard.verifiers.learned_train import train_command
 
     try:
         model = train_command(
-            data, out, encoder=encoder, fmt=fmt, good_quality=good_quality, threshold=threshold
+            data,
+            out,
+            encoder=encoder,
+            fmt=fmt,
+            good_quality=good_quality,
+            threshold=threshold,
+            tail_words=tail_words,
         )
     except ModelyardError as exc:
         console.print(f"[red]error:[/red] {exc.message}")

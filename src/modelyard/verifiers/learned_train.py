@@ -99,6 +99,7 @@ def train_command(
     fmt: str = "auto",
     good_quality: float = 0.5,
     threshold: float | None = None,
+    tail_words: int = DEFAULT_TAIL_WORDS,
 ) -> LogisticModel:
     """Load outcome data, train a verifier on all of it and save the artifact to `out`."""
     from modelyard.embeddings import load_encoder
@@ -108,6 +109,8 @@ def train_command(
     prompts, answers, labels = examples(dataset, good_quality=good_quality)
     if not answers:
         raise ValueError(f"{dataset.name}: no responses to train a verifier on")
-    model = train_verifier(prompts, answers, labels, load_encoder(encoder), threshold=threshold)
+    model = train_verifier(
+        prompts, answers, labels, load_encoder(encoder), threshold=threshold, tail_words=tail_words
+    )
     model.save(out)
     return model
