@@ -81,12 +81,19 @@ async def test_route_explains_the_cascade_without_calling_a_model(
     assert await ledger.records() == []
 
 
-async def test_a_stream_never_shows_a_rejected_answer(http: httpx.AsyncClient) -> None:
+async def test_a_stream_never_shows_a_rejected_answer(
+    http: httpx.AsyncClient, ledger: InMemoryLedger
+) -> None:
     body = {**BODY, "stream": True}
-    async with http.stream("POST", "/v1/chat/completions", json=body) as resp:
+    headers = {"x-request-id": "s1"}
+    async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp:
         assert resp.headers["x-modelyard-verdict"] == "accepted"
         assert resp.headers["x-modelyard-hops"].startswith("1:small=rejected")
         text = "".join([line async for line in resp.aiter_lines()])
+    # Held back until accepted, so the whole cost was known before the first byte.
+    records = await ledger.records(request_id="s1")
+    total = sum((r.cost_usd for r in records), Decimal(0))
+    assert Decimal(resp.headers["x-modelyard-cost-usd"]) == total
     events = [e for e in text.split("data: ") if e and e.strip() != "[DONE]"]
     contents = [
         (json.loads(e)["choices"] or [{"delta": {}}])[0]["delta"].get("content") or ""

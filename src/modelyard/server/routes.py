@@ -121,6 +121,8 @@ def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> Strea
     headers["cache-control"] = "no-cache"
     if live.cascade is not None:
         headers.update(live.cascade.headers())
+        if live.cost_usd is not None:  # held back until accepted: every hop is billed
+            headers["x-modelyard-cost-usd"] = str(live.cost_usd)
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
