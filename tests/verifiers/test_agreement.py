@@ -130,3 +130,21 @@ async def test_auto_similarity_falls_back_to_tokens_when_no_encoder_opens(
     strict = verifier(extract="text", similarity="embedding")
     with pytest.raises(ConfigError):
         await verdict(strict, answers("a b", "a b"))
+
+
+async def test_an_extractor_that_raises_counts_as_finding_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    v = verifier(extract="choice")
+    calls = iter([RuntimeError("plugin bug"), "C", "C"])
+
+    def flaky(text: str, options: object) -> str | None:
+        result = next(calls)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    v._extractor = flaky
+    got = await verdict(v, answers("x", "y", "z"))
+    assert (got.accepted, got.chosen) == (True, 1)
+    assert "extractor choice raised" in caplog.text

@@ -93,7 +93,11 @@ class AgreementVerifier:
             return normalise_parsed(answer.completion.parsed_answer)
         if self._extractor is None:
             return None
-        return self._extractor(answer.text, self.options)
+        try:
+            return self._extractor(answer.text, self.options)
+        except Exception:  # a plugin extractor's bug: this answer agrees with nobody
+            log.warning("agreement: extractor %s raised", self.settings.extract, exc_info=True)
+            return None
 
     async def _support_by_similarity(self, pool: Sequence[Answer], current: int) -> list[int]:
         texts = [a.text for a in pool]
