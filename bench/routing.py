@@ -39,7 +39,7 @@ from modelyard.evaluation.cli import DEFAULT_PAIRS
 from modelyard.evaluation.evaluate import Settings
 from modelyard.evaluation.report import print_summary, write_all
 from modelyard.evaluation.run import Study, run_evaluations
-from modelyard.evaluation.sweep import SEARCH_FOLDS
+from modelyard.learned.defaults import SEARCH_FOLDS
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "alpacaeval-routing"

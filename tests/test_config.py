@@ -82,6 +82,19 @@ def test_valid_stack_loads_from_a_file(tmp_path: Path) -> None:
             lambda d: d["models"]["small"].update(capabilities=["telepathy"]),
             ["models.small.capabilities.0"],
         ),
+        # Issue 9: bench/routing.py timed a policy named `auto`, which `auto` never reaches.
+        (
+            lambda d: d.update(default_policy="best"),
+            ["policies.auto", "can never be reached", "default policy ('best')"],
+        ),
+        (
+            lambda d: d["policies"].update(small={"type": "best"}),
+            ["policies.small", "name of a declared model"],
+        ),
+        (
+            lambda d: d["policies"].update(cheap={"type": "best"}),
+            ["policies.cheap", "name of a declared alias"],
+        ),
     ],
 )
 def test_invalid_config_names_file_path_and_problem(mutate: Any, fragments: list[str]) -> None:
@@ -91,6 +104,11 @@ def test_invalid_config_names_file_path_and_problem(mutate: Any, fragments: list
     assert message.startswith("stack.yaml: ")
     for fragment in fragments:
         assert fragment in message
+
+
+def test_a_policy_named_auto_is_fine_when_it_is_the_default() -> None:
+    config = parse(_broken(lambda d: d["policies"].update(auto={"type": "best"})), "stack.yaml")
+    assert config.default_policy == "auto"
 
 
 def test_unreadable_and_non_yaml_files_fail_clearly(tmp_path: Path) -> None:

@@ -256,12 +256,33 @@ def cross_check(config: Config, source: str) -> None:
                     f"{source}: policies.{name}.{where}: refers to model '{model}', which is not "
                     f"declared (declared: {', '.join(models) or 'none'})"
                 )
+    _check_reachable(config, source)
     _check_scorer(config.scorer, models, source)
     if config.default_policy not in config.policies:
         raise ConfigError(
             f"{source}: default_policy: '{config.default_policy}' is not a declared policy "
             f"(declared: {', '.join(sorted(config.policies)) or 'none'})"
         )
+
+
+def _check_reachable(config: Config, source: str) -> None:
+    """Every policy must be reachable by `model`: `auto` always means the default
+    policy, so a policy named `auto` that is not the default could never run; and a
+    policy named like a model or alias would hide it (policies are resolved first)."""
+    auto = config.policies.get("auto")
+    if auto is not None and config.default_policy != "auto":
+        raise ConfigError(
+            f"{source}: policies.auto: can never be reached: model 'auto' always means the "
+            f"default policy ('{config.default_policy}'); rename this policy or set "
+            "default_policy: auto"
+        )
+    for name in config.policies:
+        if name in config.models or name in config.aliases:
+            kind = "model" if name in config.models else "alias"
+            raise ConfigError(
+                f"{source}: policies.{name}: has the name of a declared {kind}, which could "
+                "then never be asked for by name; rename the policy"
+            )
 
 
 def artifact_path(artifact: str, source: str) -> Path:

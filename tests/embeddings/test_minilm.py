@@ -115,3 +115,18 @@ def test_bad_settings_are_rejected(encoder_cache: Path, settings: dict[str, int]
 
     with pytest.raises(ConfigError, match=next(iter(settings))):
         MiniLMEncoder(cache_dir=encoder_cache, **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_a_vector_does_not_depend_on_the_batch_it_was_computed_in(
+    minilm: MiniLMEncoder, minilm_int8: MiniLMEncoder, precision: str
+) -> None:
+    # Issue 9: with per-batch activation scales the int8 graph gave a text alone and the
+    # same text inside a batch of 64 vectors at cosine 0.977, so evaluation (batched)
+    # and serving (one prompt) routed differently. The same text must get one vector.
+    encoder = minilm_int8 if precision == "int8" else minilm
+    filler = [f"{t} number {i} " * (1 + i % 7) for i, t in enumerate(TEXTS * 11)][:63]
+    for text in [t for t in TEXTS if t]:
+        alone = encoder.encode([text])[0]
+        batched = encoder.encode([*filler[:31], text, *filler[31:]])[31]
+        assert float(alone @ batched) > 0.99999

@@ -125,6 +125,8 @@ def bad(**changes: Any) -> dict[str, Any]:
         (bad(prompt=[{"role": "robot", "content": "x"}]), r"line 2: field 'prompt'\[0\].role"),
         (bad(prompt=""), "line 2: field 'prompt' is empty"),
         (bad(prompt_id=1, prompt="hi"), "line 2: duplicate outcome"),
+        (bad(pred=["C"]), "line 2: field 'pred' must be a string, a number or null"),
+        (bad(answer=True), "line 2: field 'answer' must be"),
         (
             bad(prompt_id=1, prompt="hello", model="b"),
             "line 2: prompt_id '1' was given a different",
@@ -135,6 +137,31 @@ def test_a_bad_row_names_its_line_and_field(tmp_path: Path, line: Any, message: 
     path = write(tmp_path / "bad.jsonl", [rows()[0], line])
     with pytest.raises(ValueError, match=message):
         load_outcomes(path)
+
+
+def test_parsed_and_gold_answers_are_kept_per_cell_and_per_prompt(tmp_path: Path) -> None:
+    items = [
+        {**rows()[0], "pred": "C", "answer": "C"},
+        {**rows()[1], "pred": None, "answer": "C"},
+        {
+            "prompt_id": 2,
+            "prompt": "2+2?",
+            "model": "a",
+            "quality": 1,
+            "cost_usd": 0,
+            "pred": 4,
+            "answer": 4.0,
+        },
+    ]
+    data = load_outcomes(write(tmp_path / "o.jsonl", items))
+    assert data.preds == {("1", "a"): "C", ("2", "a"): "4"}
+    assert data.answers == {"1": "C", "2": "4"}  # 4.0 and 4 are one number
+    assert data.subset([1]).preds == {("2", "a"): "4"}
+    assert data.subset([1]).answers == {"2": "4"}
+    assert data.with_models(["b"]).preds == {}
+    clash = [*items, {**items[1], "model": "c", "answer": "B"}]
+    with pytest.raises(ValueError, match="line 4: prompt_id '1' was given a different 'answer'"):
+        load_outcomes(write(tmp_path / "clash.jsonl", clash))
 
 
 def test_bad_paths_and_formats(tmp_path: Path) -> None:
@@ -219,6 +246,23 @@ def test_routerbench_pickle_round_trip(tmp_path: Path) -> None:
     data = load_outcomes(path)
     assert data.models == ("gpt-4", "llama")
     assert data.sources == ["mmlu", "mt-bench"]
+
+
+@needs_data("gsm8k-routing")
+def test_gsm8k_loads_with_parsed_answers_that_agree_with_quality() -> None:
+    data = load_outcomes(SHARED_DATA / "gsm8k-routing")
+    assert data.quality.shape == (815, 43)
+    # The README: quality is 1 exactly when the parsed number equals the gold one.
+    agree = [
+        (
+            data.preds.get((p.id, m)) is not None
+            and float(data.preds[(p.id, m)]) == float(data.answers[p.id])
+        )
+        == bool(data.quality[i, j])
+        for i, p in enumerate(data.prompts[:50])
+        for j, m in enumerate(data.models)
+    ]
+    assert np.mean(agree) > 0.99
 
 
 @needs_data("alpacaeval-routing")

@@ -62,3 +62,29 @@ def test_bad_input_exits_with_a_clear_message(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown model(s) gpt-9" in result.output
     assert not (tmp_path / "art").exists()
+
+
+@pytest.mark.parametrize("kind", ["knn", "mlp"])
+def test_the_deployed_artifact_is_chosen_by_the_evaluations_own_search(
+    tmp_path: Path, kind: str
+) -> None:
+    # Issue 9: `router train` and `eval` searched with different folds and picked
+    # different settings. Both now run one search: same rows, same params, same scores.
+    from modelyard.embeddings import load_encoder
+    from modelyard.evaluation.sweep import learned_scorer
+    from modelyard.learned.outcomes import load_outcomes
+
+    data = write_jsonl(topic_outcomes(n=60), tmp_path / "outcomes.jsonl")
+    out = tmp_path / "art"
+    args = ["router", "train", "--data", str(data), "--kind", kind, "--out", str(out)]
+    result = runner.invoke(app, [*args, "--encoder", "hashing-64", "--holdout", "0"])
+    assert result.exit_code == 0, result.output
+    deployed = json.loads((out / "manifest.json").read_text())
+    outcomes = load_outcomes(data)
+    evaluated = learned_scorer(
+        kind, outcomes, np.arange(len(outcomes)), load_encoder("hashing-64"), 0, None
+    )
+    manifest = evaluated.manifest  # type: ignore[attr-defined]
+    assert deployed["params"] == manifest.params
+    assert deployed["search"] == manifest.search
+    assert len(deployed["search"]) > 1  # a real choice was made, the same way

@@ -97,6 +97,11 @@ class MiniLMEncoder:
         self.threads = threads or default_threads()
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        # The int8 graph quantises activations with one scale per run (dynamic
+        # quantisation: the scale is the max over the whole input tensor), so a text's
+        # vector would depend on which texts share its batch and on their padding.
+        # Run alone, a text gets the same vector in training, evaluation and serving.
+        self.batch_independent_size = 1 if precision == "int8" else batch_size
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.graph_path, self.built = ensure_graph(weights, folder, precision)
         self._session = _open_session(self.graph_path, self.threads)
@@ -117,14 +122,17 @@ class MiniLMEncoder:
         """Unit-length float32 rows in the order of `texts`.
 
         Texts are run in batches of similar length (sorted by token count) so a
-        batch pads to its own longest text, not to the longest of the whole call."""
+        batch pads to its own longest text, not to the longest of the whole call.
+        The int8 graph runs each text alone, so a vector never depends on the batch
+        it was computed in (see `__init__`)."""
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
         encodings = self._tokenize(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
-        for batch in plan_batches(order, lengths, self.batch_size, self.max_batch_tokens):
+        size = self.batch_independent_size
+        for batch in plan_batches(order, lengths, size, self.max_batch_tokens):
             width = int(lengths[batch[-1]])
             ids, mask = self._pad([encodings[i] for i in batch], width)
             out[batch] = self._embed(ids, mask)

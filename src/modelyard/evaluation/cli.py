@@ -8,14 +8,22 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from modelyard.errors import ModelyardError
 
 # Heavy imports (NumPy, the harness) happen inside the command, so `modelyard` itself
 # starts without the train extra.
 console = Console()
-KNOWN_ROUTERS = ("knn", "mlp", "mf")
+# Learned routers, and the baselines they must beat (per-model and per-category means).
+KNOWN_ROUTERS = ("knn", "mlp", "mf", "mean", "category")
 # RouteLLM's pair is GPT-4 vs Mixtral 8x7B; AlpacaEval has both. Skipped when absent.
 DEFAULT_PAIRS = (("gpt4_1106_preview", "Mixtral-8x7B-Instruct-v0.1_concise"),)
 
@@ -42,10 +50,36 @@ def _routers(value: str) -> tuple[str, ...]:
     return routers
 
 
+class BarPhases:
+    """One progress bar per phase (loading, embedding, training and replaying); the
+    replay bar's label names the task that finished last."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+        self.name = ""
+
+    def start(self, name: str, total: int | None) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description=f"{self.name}: done")
+            self.bar.stop_task(self.task)
+        self.name = name
+        self.task = self.bar.add_task(name, total=total)
+
+    def advance(self, n: int = 1, label: str | None = None) -> None:
+        if self.task is not None:
+            text = f"{self.name}: {label}" if label else self.name
+            self.bar.update(self.task, advance=n, description=text)
+
+
 def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Outcome file or dataset folder.")],
-    routers: Annotated[str, typer.Option(help="Comma list: knn,mlp,mf.")] = "knn,mlp,mf",
-    folds: Annotated[int, typer.Option(min=1, help="k folds (1 = one 80/20 split).")] = 5,
+    routers: Annotated[
+        str, typer.Option(help="Comma list of knn,mlp,mf and the baselines mean,category.")
+    ] = "knn,mlp,mf,mean,category",
+    folds: Annotated[
+        int, typer.Option(min=0, help="k folds (1 = one 80/20 split, 0 = no in-distribution).")
+    ] = 5,
     seed: Annotated[int, typer.Option(help="Seed for splits and training.")] = 0,
     exclude_models: Annotated[
         list[str] | None,
@@ -56,8 +90,21 @@ def eval_command(
     ),
     encoder: Annotated[str, typer.Option(help="minilm-l6-v2, or hashing-<dim>.")] = "minilm-l6-v2",
     cross_dataset: Annotated[
-        Path | None, typer.Option(help="A second dataset: train on one, test on the other.")
+        Path | None,
+        typer.Option(help="A second dataset: train on all of --data, test on all of this one."),
     ] = None,
+    both_directions: Annotated[
+        bool, typer.Option(help="With --cross-dataset, also train on it and test on --data.")
+    ] = False,
+    vector_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep prompt vectors here between runs [default: $MODELYARD_HOME/vectors]."
+        ),
+    ] = None,
+    no_vector_cache: Annotated[
+        bool, typer.Option(help="Do not read or write cached vectors.")
+    ] = False,
     cross_task: Annotated[
         bool, typer.Option(help="Also leave one source / prompt cluster out.")
     ] = True,
@@ -73,6 +120,7 @@ def eval_command(
 ) -> None:
     """Replay a dataset through the Engine: single models, oracle, random mix and each
     learned router swept over its knob, with AIQ, APGR and CPT; writes JSON, PNG, HTML."""
+    from modelyard.evaluation.encoding import default_vector_cache
     from modelyard.evaluation.evaluate import Settings
     from modelyard.evaluation.report import print_summary, write_all
     from modelyard.evaluation.run import Study, run_evaluations
@@ -81,6 +129,8 @@ def eval_command(
     study = Study(
         data=data,
         cross=cross_dataset,
+        cross_both=both_directions,
+        vector_cache=None if no_vector_cache else (vector_cache or default_vector_cache()),
         exclude=excluded,
         folds=folds,
         cross_task=cross_task,
@@ -101,15 +151,7 @@ def eval_command(
     )
     try:
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task("embedding prompts", total=None)
-
-            def plans(total: int) -> None:
-                bar.update(task, total=total, completed=0, description="replaying")
-
-            def step(label: str) -> None:
-                bar.update(task, advance=1, description=label)
-
-            results = run_evaluations(study, on_plans=plans, progress=step)
+            results = run_evaluations(study, BarPhases(bar))
     except (ModelyardError, ValueError, KeyError) as exc:
         message = exc.message if isinstance(exc, ModelyardError) else str(exc)
         console.print(f"[red]error:[/red] {message}")

@@ -59,17 +59,16 @@ class PlanRuns:
     results: list[RouterResult] = field(default_factory=list)
 
 
-def pairs_for(plan: Plan, named: Sequence[tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
-    """The strong/weak pairs of a plan, labelled: "threshold" for the strongest model
-    and the cheapest one, "threshold:<strong>/<weak>" for each named pair whose models
-    the data has.
-
-    Like RouteLLM's choice of GPT-4 and Mixtral, the pair defines the benchmark rather
-    than tuning a router, so it is picked once from the test dataset's single-model
-    means (per-fold picks flip between near-identical cheap models and would make the
-    folds incomparable); routers and thresholds still see training prompts only."""
-    data = plan.test_data
-    strong, weak = pick_pair(data.quality, data.cost_usd, data.models)
+def pairs_for(
+    split: SplitSpec, named: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str, str], ...]:
+    """The strong/weak pairs of a split, labelled: "threshold" for the strongest model
+    and the cheapest one on the split's TRAINING prompts, "threshold:<strong>/<weak>"
+    for each named pair whose models the data has. Picked per split from training
+    prompts only; where the picks differ between folds the summary gives per-split
+    figures only (see `summary.threshold_summary`)."""
+    data, rows = split.train.data, split.train.rows
+    strong, weak = pick_pair(data.quality[rows], data.cost_usd[rows], data.models)
     pairs = [("threshold", strong, weak)]
     for s, w in named:
         if s in data.models and w in data.models and (s, w) != (strong, weak):
@@ -84,7 +83,6 @@ def best_model(split: SplitSpec) -> str:
 
 
 def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTask]:
-    pairs = pairs_for(plan, settings.named_pairs)
     return [
         RouterTask(
             router=router,
@@ -92,7 +90,7 @@ def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTa
             train=split.train,
             test=split.test,
             encoder=encoder,
-            pairs=pairs,
+            pairs=pairs_for(split, settings.named_pairs),
             best_model=best_model(split),
             seed=settings.seed,
             knobs=settings.knobs,
@@ -136,8 +134,14 @@ def _singles_key(runs: PlanRuns) -> tuple[int, tuple[int, ...]]:
     return id(runs.plan.test_data), tuple(int(r) for r in rows)
 
 
-def _singles_in_worker(data: OutcomeSet, rows: list[int], seed: int) -> dict[str, RoutedRun]:
-    return anyio.run(run_singles, data, rows, seed)
+def _singles_in_worker(
+    data: OutcomeSet, rows: list[int], seed: int, models: tuple[str, ...]
+) -> dict[str, RoutedRun]:
+    return anyio.run(run_singles, data, rows, seed, models)
+
+
+# Single models are replayed in groups of this many, so the groups spread over workers.
+SINGLES_PER_JOB = 8
 
 
 def run_plans(
@@ -151,8 +155,15 @@ def run_plans(
     out = [PlanRuns(plan, {}, tasks_for(plan, encoder, settings)) for plan in plans]
     singles_jobs = {_singles_key(r): r.plan.test_data for r in out}
     jobs: list[tuple[Any, Callable[..., Any], tuple[Any, ...], str]] = [
-        (key, _singles_in_worker, (data, list(key[1]), settings.seed), "single models")
+        (
+            (key, start),
+            _singles_in_worker,
+            (data, list(key[1]), settings.seed, group),
+            f"single models {start + 1}-{start + len(group)} of {len(data.models)}",
+        )
         for key, data in singles_jobs.items()
+        for start in range(0, len(data.models), SINGLES_PER_JOB)
+        for group in [data.models[start : start + SINGLES_PER_JOB]]
     ] + [
         ((i, j), _task_in_worker, (task,), f"{task.router} on {task.split}")
         for i, runs in enumerate(out)
@@ -178,6 +189,9 @@ def run_plans(
                 done[key] = future.result()
                 report(label)
     for i, runs in enumerate(out):
-        runs.singles = done[_singles_key(runs)]
+        key = _singles_key(runs)
+        runs.singles = {
+            m: run for (k, _), part in done.items() if k == key for m, run in part.items()
+        }
         runs.results = [done[i, j] for j in range(len(runs.tasks))]
     return out

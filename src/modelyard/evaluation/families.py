@@ -7,6 +7,13 @@ quantiles of the predicted strong-minus-weak gain so the strong model's share of
 calls runs from all to none (RouteLLM's calibration). Knob `index` k means the same
 calibrated level in every fold, which is how folds are pooled; every grid has exactly
 `size` values (repeats allowed) so the indices line up.
+
+Each family also says, vectorised, which model its policy picks for every prompt at
+one knob value (`choose`), from the same predicted quality and expected cost the
+Engine's dry run shows the policy. A sweep over every knob is then an array
+operation; the evaluation still sends every prompt through the Engine at the
+operating points it reports, and checks there that the Engine picked the same model
+(`modelyard.evaluation.sweep`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,13 @@ class Predictions:
     def column(self, model: str) -> int:
         return self.models.index(model)
 
+    def id_rank(self) -> Floats:
+        """Each column's rank among the model ids: the policies' last tie-breaker."""
+        order = sorted(range(len(self.models)), key=lambda j: self.models[j])
+        rank = np.empty(len(self.models))
+        rank[order] = np.arange(len(self.models))
+        return rank
+
 
 @dataclass(frozen=True, slots=True)
 class Knob:
@@ -56,6 +70,23 @@ class Family(Protocol):
 
     def settings(self, value: float) -> dict[str, Any]: ...
 
+    def choose(self, pred: Predictions, value: float) -> npt.NDArray[np.int64]:
+        """Per prompt, the column the family's policy ranks first at knob `value`."""
+        ...
+
+
+def lexicographic_first(
+    keys: list[Floats], eligible: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Per row, the first eligible column by `keys` (smallest first, each key breaking
+    the previous one's ties), as the policies sort their candidates. The last key
+    should be unique per column; a row with nothing eligible gets column 0."""
+    left = eligible.copy()
+    for key in keys:
+        masked = np.where(left, key, np.inf)
+        left &= masked == masked.min(axis=1, keepdims=True)
+    return np.asarray(np.argmax(left, axis=1), dtype=np.int64)
+
 
 def knobs(family: Family, pred: Predictions, size: int) -> list[Knob]:
     """The family's calibrated knobs, each with its policy name and settings."""
@@ -66,7 +97,10 @@ def knobs(family: Family, pred: Predictions, size: int) -> list[Knob]:
 
 
 def _argmax_utility(pred: Predictions, lam: float) -> npt.NDArray[np.int64]:
-    return np.asarray(np.argmax(pred.quality - lam * pred.cost, axis=1), dtype=np.int64)
+    """`UtilityPolicy` with μ = 0: highest quality − λ·cost, then the smallest id."""
+    utility = pred.quality - lam * pred.cost
+    rank = np.broadcast_to(pred.id_rank(), utility.shape)
+    return lexicographic_first([-utility, rank], np.ones(utility.shape, dtype=bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +122,9 @@ class UtilityFamily:
 
     def settings(self, value: float) -> dict[str, Any]:
         return {"type": "utility", "lambda_cost": value, "mu_latency": 0.0}
+
+    def choose(self, pred: Predictions, value: float) -> npt.NDArray[np.int64]:
+        return _argmax_utility(pred, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +156,18 @@ class FloorFamily:
     def settings(self, value: float) -> dict[str, Any]:
         return {"type": "cheapest", "min_quality": value}
 
+    def choose(self, pred: Predictions, value: float) -> npt.NDArray[np.int64]:
+        """`CheapestPolicy`: the cheapest model predicted >= the floor (then the higher
+        quality, then the smaller id); with none, the best predicted (then the cheaper,
+        then the candidates' own order, which is the column order)."""
+        q, c = pred.quality, pred.cost
+        rank = np.broadcast_to(pred.id_rank(), q.shape)
+        kept = q >= value
+        cheapest = lexicographic_first([c, -q, rank], kept)
+        column = np.broadcast_to(np.arange(q.shape[1], dtype=np.float64), q.shape)
+        best = lexicographic_first([-q, c, column], np.ones(q.shape, dtype=bool))
+        return np.where(kept.any(axis=1), cheapest, best)
+
 
 @dataclass(frozen=True, slots=True)
 class ThresholdFamily:
@@ -143,3 +192,8 @@ class ThresholdFamily:
 
     def settings(self, value: float) -> dict[str, Any]:
         return {"type": "threshold", "strong": self.strong, "weak": self.weak, "threshold": value}
+
+    def choose(self, pred: Predictions, value: float) -> npt.NDArray[np.int64]:
+        s, w = pred.column(self.strong), pred.column(self.weak)
+        gain = pred.quality[:, s] - pred.quality[:, w]
+        return np.where(gain > value, s, w).astype(np.int64)

@@ -39,7 +39,7 @@ from modelyard.ledger.memory import InMemoryLedger
 from modelyard.ledger.records import CallRecord
 from modelyard.routing.plan import Score
 from modelyard.routing.scorers import Scorer
-from modelyard.types import ChatRequest, Message, Requirements
+from modelyard.types import ChatRequest, Message, Requirements, RoutingHints
 
 # Replayed models serve any prompt in the data: no window or output cap gets in the way.
 CONTEXT_WINDOW = 10_000_000
@@ -275,12 +275,17 @@ class ReplayHarness:
         await self.ledger.close()
 
     def request(self, row: int, policy: str, *, stream: bool = False) -> ChatRequest:
-        """The chat request that replays prompt `row` under `policy` (or a model id)."""
+        """The chat request that replays prompt `row` under `policy` (or a model id).
+
+        It declares the prompt's source (e.g. `mmlu-pro/math`) as its task, as a
+        client that knows its own traffic would (`modelyard: {task: ...}`); the
+        per-category baseline routes on it."""
         prompt = self.data.prompts[row]
         return ChatRequest(
             model=policy,
             messages=[Message.model_validate(m) for m in prompt.messages],
             stream=stream,
+            modelyard=RoutingHints(task=prompt.source),
             **prompt_metadata(prompt.id),
         )
 

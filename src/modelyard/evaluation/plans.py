@@ -4,11 +4,15 @@
 - cross-task: leave one group out, groups = the prompts' sources when the dataset
   has several, else k-means clusters of their embeddings;
 - cross-dataset: train on every prompt of one dataset, test on every prompt of
-  another (both restricted to the models they share).
+  another (both restricted to the models they share: the same name, or else the same
+  model family once dates, snapshots and serving providers are stripped from the
+  names, e.g. `gemini-1.5-flash-002` and `gemini-1.5-flash`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +67,46 @@ def cross_task(data: OutcomeSet, encoder: Encoder, seed: int, clusters: int = 4)
     return Plan(f"cross-task (leave one {how} out, {data.name})", "cross-task", splits)
 
 
+# Name parts that tell snapshots and servings of one model apart, not different models.
+_SNAPSHOT = re.compile(
+    r"(@.*$)|(-fp8)|(_concise$)|(-exp)?(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-\d{3})$"
+)
+
+
+def family_key(model: str) -> str:
+    """A model name without its date, snapshot number, serving provider or variant tag:
+    `gpt-4o-2024-05-13` → `gpt-4o`, `llama-3.1-405b-instruct@together` →
+    `llama-3.1-405b-instruct`, `gemini-1.5-pro-002` → `gemini-1.5-pro`."""
+    key = model.lower()
+    while True:
+        shorter = _SNAPSHOT.sub("", key)
+        if shorter == key:
+            return key
+        key = shorter
+
+
+def match_models(a: Sequence[str], b: Sequence[str]) -> dict[str, str]:
+    """Model of `b` → the model of `a` it stands for: the same name, or else the same
+    family key (the first of `b`'s models of that family, in `b`'s order)."""
+    matched = {m: m for m in b if m in set(a)}
+    taken = set(matched.values())
+    by_family: dict[str, str] = {}
+    for m in a:
+        if m not in taken:
+            by_family.setdefault(family_key(m), m)
+    for m in b:
+        target = by_family.get(family_key(m))
+        if m not in matched and target is not None and target not in taken:
+            matched[m] = target
+            taken.add(target)
+    return matched
+
+
 def common_models(a: OutcomeSet, b: OutcomeSet) -> tuple[OutcomeSet, OutcomeSet]:
-    """Both datasets restricted to the models they share (same column order)."""
+    """Both datasets restricted to the models they share (see `match_models`), `b`'s
+    renamed to `a`'s names, in `a`'s column order."""
+    names = match_models(a.models, b.models)
+    b = b.with_models(list(names)).renamed_models(names)
     shared = [m for m in a.models if m in set(b.models)]
     if len(shared) < 2:
         raise ValueError(

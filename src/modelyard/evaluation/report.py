@@ -104,6 +104,21 @@ def pair_rows(ev: Summary) -> list[list[str]]:
     return rows
 
 
+def _interval(i: dict[str, Any]) -> str:
+    verdict = " better" if i["better"] else (" worse" if i["worse"] else "")
+    return f"{i['estimate']:+.4f} [{i['low']:+.4f}, {i['high']:+.4f}]{verdict}"
+
+
+def comparison_rows(ev: Summary) -> list[list[str]]:
+    """Per router and baseline: ΔAIQ with its paired 95% bootstrap interval."""
+    return [
+        [router, base, _interval(c["aiq"]), _interval(c["aiq_to_best_single"])]
+        for router, against in ev.get("comparisons", {}).items()
+        for base, c in against.items()
+    ]
+
+
+COMPARISON_COLS = ("router", "vs", "ΔAIQ [95% CI]", "ΔAIQ up to best single's $ [95% CI]")
 BASELINE_COLS = ("model / baseline", "$/1k req", "quality", "AIQ")
 ROUTER_COLS = (
     "router/policy",
@@ -131,6 +146,7 @@ def print_summary(ev: Summary, console: Console, *, points: bool = False) -> Non
         ("single models and baselines", BASELINE_COLS, baseline_rows(ev)),
         ("routers (operating point chosen on the training side)", ROUTER_COLS, router_rows(ev)),
         ("strong/weak pairs (RouteLLM metrics)", PAIR_COLS, pair_rows(ev)),
+        ("paired bootstrap against the baselines", COMPARISON_COLS, comparison_rows(ev)),
     ):
         console.print(_table(title, cols, rows))
     if points:
@@ -328,6 +344,7 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append(_html_table(BASELINE_COLS, baseline_rows(ev)))
         parts.append(_html_table(ROUTER_COLS, router_rows(ev)))
         parts.append(_html_table(PAIR_COLS, pair_rows(ev)))
+        parts.append(_html_table(COMPARISON_COLS, comparison_rows(ev)))
         parts.append(
             "<details><summary>every swept point</summary>"
             + _html_table(POINT_COLS, point_rows(ev))

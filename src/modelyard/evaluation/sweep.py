@@ -1,14 +1,21 @@
 """One router on one split: train, calibrate and pick knobs on the training side,
-then replay the test prompts through the Engine at every knob value.
+then sweep the test prompts at every knob value and replay the chosen operating points
+through the Engine.
 
 The scorer is trained on the training prompts (searching its hyper-parameters by
 cross-validation there); its predictions on those prompts place the knob grids (see
 `families`). The training side is then split again (`inner_split`): a scorer with the
-same hyper-parameters, trained on the inner part, replays the validation prompts at
-every knob, which picks each N-model family's operating point — the cheapest knob
-whose validation quality reaches the best single model's (that model, too, chosen on
-the training prompts). Finally the first scorer is swept over the grid on the test
-prompts. The test prompts are only ever replayed, never looked at.
+same hyper-parameters, trained on the inner part, predicts the validation prompts,
+which picks each N-model family's operating point — the cheapest knob whose
+validation quality reaches the best single model's (that model, too, chosen on the
+training prompts). The test prompts are only ever routed, never looked at.
+
+Every prediction is the Engine's own dry-run decision (`Engine.route`), so the
+policies see what a server would show them. The sweep over every knob is vectorised
+(`Family.choose`); each reported operating point (the selected knob of every N-model
+family) is then replayed prompt by prompt through `Engine.complete`, its figures are
+read back from the ledger, and the Engine's choices are checked against the sweep's:
+a mismatch is reported (`engine_agreement`), never papered over.
 """
 
 from __future__ import annotations
@@ -32,14 +39,12 @@ from modelyard.evaluation.families import (
 )
 from modelyard.evaluation.harness import MemoScorer, ReplayHarness, RoutedRun
 from modelyard.evaluation.splits import inner_split
+from modelyard.learned.defaults import SEARCH_FOLDS
 from modelyard.learned.outcomes import OutcomeSet
 from modelyard.routing.scorers import Scorer
 
 Ints = npt.NDArray[np.int64]
 ScorerFactory = Callable[[str, OutcomeSet, Ints, Encoder, int, dict[str, Any] | None], Scorer]
-# Hyper-parameter search inside `train_scorer`: cross-validation folds on the training
-# prompts (3 keeps a full evaluation within minutes; the search is per split).
-SEARCH_FOLDS = 3
 
 
 def learned_scorer(
@@ -51,8 +56,14 @@ def learned_scorer(
     params: dict[str, Any] | None,
 ) -> Scorer:
     """A `modelyard.learned` scorer of `kind` trained on `rows` of `data`: with a
-    hyper-parameter search by cross-validation on those rows, or with `params` fixed."""
+    hyper-parameter search by cross-validation on those rows, or with `params` fixed.
+    The baselines `mean` and `category` (see `learned.baselines`) have nothing to
+    search."""
+    from modelyard.learned.baselines import BASELINES, fit_baseline
     from modelyard.learned.train import train_scorer
+
+    if kind in BASELINES:
+        return fit_baseline(kind, data, rows)
 
     if params is None:
         return train_scorer(kind, data, rows, encoder=encoder, seed=seed, folds=SEARCH_FOLDS)  # type: ignore[arg-type]
@@ -101,6 +112,8 @@ class RouterResult:
     runs: dict[str, list[RoutedRun]] = field(default_factory=dict)
     selected: dict[str, int] = field(default_factory=dict)
     validation: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # Per selected family: share of test prompts where the Engine chose as the sweep did.
+    engine_agreement: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -139,8 +152,8 @@ def choose(points: list[tuple[float, float]], target: float) -> int:
 
 
 async def run_router(task: RouterTask, clock: Callable[[], float]) -> RouterResult:
-    """Train (searching hyper-parameters on the training prompts), then calibrate and
-    select on the training side's validation prompts, then sweep the test prompts."""
+    """Train (searching hyper-parameters on the training prompts), calibrate and select
+    on the training side, sweep the test prompts, replay the operating points."""
     t0 = clock()
     train, test = task.train, task.test
     scorer = MemoScorer(
@@ -155,60 +168,82 @@ async def run_router(task: RouterTask, clock: Callable[[], float]) -> RouterResu
     )
     t1 = clock()
     result = RouterResult(task.router, task.split, scorer.version)
-    result.knobs, policies = await _calibrate(task, scorer, train.rows)
-    await _select(task, val_scorer, val, policies, result)
+    families = families_for(task)
+    async with ReplayHarness(train.data, scorer=scorer, seed=task.seed) as probe:
+        result.knobs = {
+            f.name: knobs(f, await predictions(probe, train.rows), task.knobs) for f in families
+        }
+    async with ReplayHarness(train.data, scorer=val_scorer, seed=task.seed) as probe:
+        _select(task, families, await predictions(probe, val), val, result)
+    policies = {k.policy: k.settings for ks in result.knobs.values() for k in ks}
     async with ReplayHarness(test.data, policies, scorer=scorer, seed=task.seed) as harness:
-        for ks in result.knobs.values():
-            for knob in ks:
-                await harness.run(knob.policy, test.rows)
-        runs = await harness.results()
-    result.runs = {name: [runs[k.policy] for k in ks] for name, ks in result.knobs.items()}
+        pred = await predictions(harness, test.rows)
+        result.runs = {
+            f.name: [
+                sweep_run(test, k.policy, f.choose(pred, k.value)) for k in result.knobs[f.name]
+            ]
+            for f in families
+        }
+        await _replay_operating_points(harness, test.rows, result)
     result.seconds = {"train": t1 - t0, "replay": clock() - t1}
     return result
 
 
-async def _calibrate(
-    task: RouterTask, scorer: Scorer, rows: Ints
-) -> tuple[dict[str, list[Knob]], dict[str, dict[str, Any]]]:
-    """Knob grids placed from the scorer's predictions on training prompts (Engine dry
-    runs). The test-side scorer's own predictions: a grid placed from another model's
-    (the validation scorer's) can miss the range the test-side scorer predicts in."""
-    async with ReplayHarness(task.train.data, scorer=scorer, seed=task.seed) as probe:
-        pred = await predictions(probe, rows)
-    grids = {fam.name: knobs(fam, pred, task.knobs) for fam in families_for(task)}
-    policies = {k.policy: k.settings for ks in grids.values() for k in ks}
-    return grids, policies
+def sweep_run(side: Side, policy: str, column: Ints) -> RoutedRun:
+    """What the policy's choices cost and scored, from the recorded outcomes."""
+    rows = side.rows
+    return RoutedRun(
+        policy=policy,
+        rows=rows,
+        model=column,
+        cost=np.nan_to_num(side.data.cost_usd[rows, column]),
+        quality=np.nan_to_num(side.data.quality[rows, column]),
+        attempts=np.ones(len(rows), dtype=np.int64),
+        failed=0,
+    )
 
 
-async def _select(
-    task: RouterTask,
-    scorer: Scorer,
-    val: Ints,
-    policies: dict[str, dict[str, Any]],
-    result: RouterResult,
+def _select(
+    task: RouterTask, families: list[Family], pred: Predictions, val: Ints, result: RouterResult
 ) -> None:
-    """Replay the validation prompts at every knob of the N-model families and keep the
-    cheapest knob that reaches the best single model's validation quality."""
-    async with ReplayHarness(task.train.data, policies, scorer=scorer, seed=task.seed) as h:
-        for name in SELECTED:
-            for knob in result.knobs[name]:
-                await h.run(knob.policy, val)
-        await h.run(task.best_model, val)
-        runs = await h.results()
-    target = float(runs[task.best_model].quality.mean())
-    for name in SELECTED:
-        points = [
-            (float(runs[k.policy].cost.mean()), float(runs[k.policy].quality.mean()))
-            for k in result.knobs[name]
-        ]
-        result.validation[name] = points
-        result.selected[name] = choose(points, target)
+    """At every knob of the N-model families, the validation prompts' routed quality and
+    cost; keep the cheapest knob that reaches the best single model's quality there."""
+    data = task.train.data
+    side = Side(data, val)
+    target = float(np.nanmean(data.quality[val, data.model_index(task.best_model)]))
+    for family in families:
+        if family.name not in SELECTED:
+            continue
+        points = []
+        for knob in result.knobs[family.name]:
+            run = sweep_run(side, knob.policy, family.choose(pred, knob.value))
+            points.append((float(run.cost.mean()), float(run.quality.mean())))
+        result.validation[family.name] = points
+        result.selected[family.name] = choose(points, target)
 
 
-async def run_singles(data: OutcomeSet, rows: Sequence[int], seed: int = 0) -> dict[str, RoutedRun]:
-    """Every model answering every prompt in `rows`, each request through the Engine
-    (the model id as `model` resolves to a fixed policy)."""
+async def _replay_operating_points(
+    harness: ReplayHarness, rows: Ints, result: RouterResult
+) -> None:
+    """Each selected knob, prompt by prompt through `Engine.complete`; its run is
+    replaced by the ledger's, and the share of prompts where the Engine picked what
+    the vectorised sweep picked is recorded."""
+    for name, index in result.selected.items():
+        await harness.run(result.knobs[name][index].policy, rows)
+    runs = await harness.results()
+    for name, index in result.selected.items():
+        swept = result.runs[name][index]
+        engine = runs[result.knobs[name][index].policy]
+        result.engine_agreement[name] = float(np.mean(engine.model == swept.model))
+        result.runs[name][index] = engine
+
+
+async def run_singles(
+    data: OutcomeSet, rows: Sequence[int], seed: int = 0, models: Sequence[str] | None = None
+) -> dict[str, RoutedRun]:
+    """Every model (or those in `models`) answering every prompt in `rows`, each
+    request through the Engine (the model id as `model` resolves to a fixed policy)."""
     async with ReplayHarness(data, seed=seed) as harness:
-        for model in data.models:
+        for model in data.models if models is None else models:
             await harness.run(model, rows)
         return await harness.results()

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from modelyard.errors import ModelyardError
+from modelyard.learned.defaults import SEARCH_FOLDS
 
 if TYPE_CHECKING:
     from modelyard.learned.outcomes import OutcomeSet
@@ -61,7 +62,9 @@ def train(
         list[str] | None, typer.Option(help="Leave these models out (repeat or comma-separate).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits, folds and initialisation.")] = 0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds for the search.")] = 5,
+    folds: Annotated[
+        int, typer.Option(help="Cross-validation folds for the search (as `modelyard eval`).")
+    ] = SEARCH_FOLDS,
     holdout: Annotated[
         float, typer.Option(help="Share of prompts kept out of training and reported on.")
     ] = 0.0,

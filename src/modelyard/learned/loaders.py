@@ -4,7 +4,10 @@ JSONL, one object per line (`.jsonl` or `.jsonl.gz`)::
 
     {"prompt_id": 7, "prompt": "…" | [messages], "model": "gpt-4o", "quality": 0.8,
      "cost_usd": 0.0012 | ("input_tokens": 100, "output_tokens": 300),
-     "response": "…"?, "source": "…"?}
+     "response": "…"?, "source": "…"?, "pred": "C" | 18 | null?, "answer": "C"?}
+
+`pred` is the model's final answer as the benchmark's own scorer parsed it (an
+option letter, a number), `answer` the gold answer; both optional.
 
 RouterBench (`.pkl` / `.parquet`): one row per prompt with columns `sample_id`,
 `prompt`, `eval_name`, and per model `<model>`, `<model>|total_cost`,
@@ -86,6 +89,8 @@ class _Builder:
         self.models: dict[str, None] = {}
         self.cells: dict[tuple[str, str], tuple[float, Decimal | None, int, int]] = {}
         self.responses: dict[tuple[str, str], str] = {}
+        self.preds: dict[tuple[str, str], str] = {}
+        self.answers: dict[str, str] = {}
 
     def add_prompt(self, prompt: OutcomePrompt, where: str) -> None:
         seen = self.prompts.get(prompt.id)
@@ -128,7 +133,17 @@ class _Builder:
                 cost[r, k] = float(c)
                 exact[(pid, model)] = c
         return OutcomeSet(
-            self.name, prompts, models, quality, cost, tin, tout, self.responses, exact
+            self.name,
+            prompts,
+            models,
+            quality,
+            cost,
+            tin,
+            tout,
+            self.responses,
+            exact,
+            preds=self.preds,
+            answers=self.answers,
         )
 
 
@@ -187,6 +202,23 @@ def _add_jsonl_row(
         if not isinstance(response, str):
             raise ValueError(f"{where}: field 'response' must be a string")
         builder.responses[(pid, model)] = response
+    pred = _answer_text(row.get("pred"), f"{where}: field 'pred'")
+    if pred is not None:
+        builder.preds[(pid, model)] = pred
+    answer = _answer_text(row.get("answer"), f"{where}: field 'answer'")
+    if answer is not None and builder.answers.setdefault(pid, answer) != answer:
+        raise ValueError(f"{where}: prompt_id {pid!r} was given a different 'answer' before")
+
+
+def _answer_text(value: Any, where: str) -> str | None:
+    """A parsed or gold answer as text: a string or a number (JSON null = none)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError(f"{where} must be a string, a number or null, got {value!r}")
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    return str(value)
 
 
 def _jsonl_cost(

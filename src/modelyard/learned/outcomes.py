@@ -50,7 +50,9 @@ class OutcomePrompt:
 class OutcomeSet:
     """Outcomes of `models` on `prompts`. Row i of every array is prompts[i], column j
     is models[j]. quality: 0..1, NaN = no outcome; cost_usd: dollars, NaN = unknown;
-    input/output tokens: -1 = unknown. `responses` maps (prompt id, model) → answer."""
+    input/output tokens: -1 = unknown. `responses` maps (prompt id, model) → answer;
+    `preds` (prompt id, model) → the final answer parsed from it (a letter, a number),
+    where the data has one; `answers` prompt id → the gold answer."""
 
     name: str
     prompts: tuple[OutcomePrompt, ...]
@@ -61,6 +63,8 @@ class OutcomeSet:
     output_tokens: Ints
     responses: dict[tuple[str, str], str] = field(default_factory=dict)
     exact_cost: dict[tuple[str, str], Decimal] = field(default_factory=dict, repr=False)
+    preds: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    answers: dict[str, str] = field(default_factory=dict, repr=False)
     _rows: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +131,8 @@ class OutcomeSet:
             output_tokens=self.output_tokens[rows],
             responses={k: v for k, v in self.responses.items() if k[0] in ids},
             exact_cost={k: v for k, v in self.exact_cost.items() if k[0] in ids},
+            preds={k: v for k, v in self.preds.items() if k[0] in ids},
+            answers={k: v for k, v in self.answers.items() if k in ids},
         )
 
     def without_models(self, names: Iterable[str]) -> OutcomeSet:
@@ -154,6 +160,48 @@ class OutcomeSet:
             output_tokens=self.output_tokens[:, cols],
             responses={k: v for k, v in self.responses.items() if k[1] in keep},
             exact_cost={k: v for k, v in self.exact_cost.items() if k[1] in keep},
+            preds={k: v for k, v in self.preds.items() if k[1] in keep},
+            answers=self.answers,
+        )
+
+    def renamed_models(self, names: Mapping[str, str]) -> OutcomeSet:
+        """The same outcomes with models renamed (old name → new name; others kept)."""
+        new = tuple(names.get(m, m) for m in self.models)
+        if len(set(new)) != len(new):
+            raise ValueError(f"{self.name}: renaming models would merge two of them")
+
+        def key(k: tuple[str, str]) -> tuple[str, str]:
+            return (k[0], names.get(k[1], k[1]))
+
+        return OutcomeSet(
+            name=self.name,
+            prompts=self.prompts,
+            models=new,
+            quality=self.quality,
+            cost_usd=self.cost_usd,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            responses={key(k): v for k, v in self.responses.items()},
+            exact_cost={key(k): v for k, v in self.exact_cost.items()},
+            preds={key(k): v for k, v in self.preds.items()},
+            answers=self.answers,
+        )
+
+    def without_responses(self) -> OutcomeSet:
+        """The same outcomes without the answer texts: what routers are evaluated on
+        (a replayed answer is then empty), a fraction of the memory, quick to send to
+        worker processes."""
+        return OutcomeSet(
+            name=self.name,
+            prompts=self.prompts,
+            models=self.models,
+            quality=self.quality,
+            cost_usd=self.cost_usd,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            exact_cost=self.exact_cost,
+            preds=self.preds,
+            answers=self.answers,
         )
 
     def content_hash(self) -> str:

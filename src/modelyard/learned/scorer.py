@@ -98,18 +98,10 @@ class LearnedScorer:
     def _score(
         self, card: ModelCard, col: int | None, predicted: Floats, req: Requirements
     ) -> Score:
-        out_tokens = expected_output_tokens(req)
-        learned = self._out_tokens.get(self.models[col]) if col is not None else None
-        if learned is not None:
-            cap = req.max_output_tokens
-            out_tokens = min(cap, round(learned)) if cap else round(learned)
-        return Score(
-            quality=float(predicted[col]) if col is not None else card.quality.for_task(req.task),
-            expected_cost_usd=card.prices.estimate(
-                scale_for_family(req.prompt_tokens, card.family), out_tokens
-            ),
-            expected_latency_ms=card.latency.expected_ms(out_tokens),
-        )
+        if col is None:
+            return estimated_score(card, card.quality.for_task(req.task), req, None)
+        model = self.models[col]
+        return estimated_score(card, float(predicted[col]), req, self._out_tokens.get(model))
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact (manifest.json + arrays.npz) to `directory`."""
@@ -126,6 +118,26 @@ class LearnedScorer:
             return load_scorer(path, model_map=settings.models)
         except ArtifactError as exc:
             raise ConfigError(f"{source}: scorer.artifact: {exc}") from None
+
+
+def estimated_score(
+    card: ModelCard, quality: float, req: Requirements, answer_tokens: float | None
+) -> Score:
+    """A predicted quality with the card's expected cost and latency: list prices at
+    the request's prompt size and the model's typical answer length (`answer_tokens`,
+    from outcome data; the requirements' estimate when unknown), capped by the
+    request's `max_tokens`."""
+    out_tokens = expected_output_tokens(req)
+    if answer_tokens is not None:
+        cap = req.max_output_tokens
+        out_tokens = min(cap, round(answer_tokens)) if cap else round(answer_tokens)
+    return Score(
+        quality=quality,
+        expected_cost_usd=card.prices.estimate(
+            scale_for_family(req.prompt_tokens, card.family), out_tokens
+        ),
+        expected_latency_ms=card.latency.expected_ms(out_tokens),
+    )
 
 
 def guess_encoder_name(encoder_id: str) -> str:

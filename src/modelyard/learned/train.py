@@ -20,11 +20,18 @@ import numpy.typing as npt
 
 from modelyard.embeddings import Encoder, encode_batched
 from modelyard.learned.artifact import DataInfo, EncoderInfo, Manifest
+from modelyard.learned.defaults import SEARCH_FOLDS
 from modelyard.learned.metrics import prediction_report
 from modelyard.learned.outcomes import OutcomeSet
 from modelyard.learned.predictors import Floats, Predictor, Vectors, column_means
 from modelyard.learned.scorer import LearnedScorer, guess_encoder_name
-from modelyard.learned.search import Progress, Trial, best, candidates, cross_validate
+from modelyard.learned.search import (
+    Progress,
+    Trial,
+    best,
+    candidates,
+    cross_validate,
+)
 
 Kind = Literal["knn", "mlp", "mf"]
 KINDS: tuple[Kind, ...] = ("knn", "mlp", "mf")
@@ -64,7 +71,7 @@ def train_scorer(
     *,
     encoder: Encoder,
     seed: int = 0,
-    folds: int = 5,
+    folds: int = SEARCH_FOLDS,
     encoder_name: str | None = None,
     progress: Progress | None = None,
     **params: Any,
