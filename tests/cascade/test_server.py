@@ -84,7 +84,7 @@ async def test_route_explains_the_cascade_without_calling_a_model(
 async def test_a_stream_never_shows_a_rejected_answer(
     http: httpx.AsyncClient, ledger: InMemoryLedger
 ) -> None:
-    body = {**BODY, "stream": True}
+    body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
     headers = {"x-request-id": "s1"}
     async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp:
         assert resp.headers["x-modelyard-verdict"] == "accepted"
@@ -100,6 +100,9 @@ async def test_a_stream_never_shows_a_rejected_answer(
         for e in events
     ]
     assert "".join(contents) == "Answer: C"
+    # The usage chunk's cost is the caller's too: every hop.
+    with_cost = [json.loads(e)["modelyard"]["cost_usd"] for e in events if "modelyard" in e]
+    assert [Decimal(c) for c in with_cost] == [total]
 
 
 class Broken:

@@ -131,6 +131,8 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
     try:
         async for chunk in live:
             cost = live.card.prices.cost(chunk.usage) if chunk.usage else None
+            if cost is not None and live.cascade is not None and live.cost_usd is not None:
+                cost = live.cost_usd  # a held-back cascade: what the caller pays, every hop
             for event in renderer.events(chunk, cost):
                 yield event
     except ModelyardError as exc:
