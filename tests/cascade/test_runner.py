@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from modelyard.errors import ProviderServerError, UpstreamRequestError
+from modelyard.errors import AllAttemptsFailedError, ProviderServerError, UpstreamRequestError
 from modelyard.ledger import CallRecord, InMemoryLedger
 from modelyard.routing.cascade import CascadePolicy
 from modelyard.types import ChatRequest, Completion, Usage
@@ -120,9 +120,10 @@ async def test_a_hop_that_cannot_answer_escalates(ledger: InMemoryLedger) -> Non
 async def test_every_hop_failing_is_a_503_listing_them(ledger: InMemoryLedger) -> None:
     script = {"small": ProviderServerError("down"), "frontier": ProviderServerError("down too")}
     engine = engine_for(script, ledger, cascade(["small", "frontier"]))
-    with pytest.raises(Exception, match="no cascade step could answer") as info:
+    with pytest.raises(AllAttemptsFailedError, match="no cascade step could answer") as info:
         await engine.complete(ask(), request_id="r6")
-    assert getattr(info.value, "http_status", None) == 503
+    assert info.value.http_status == 503
+    assert "1:small=failed, 2:frontier=failed" in info.value.message
 
 
 async def test_the_callers_own_4xx_ends_the_cascade(ledger: InMemoryLedger) -> None:
