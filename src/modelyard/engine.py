@@ -51,6 +51,10 @@ class Engine:
     rng: random.Random
     ids: Callable[[], str] = new_id
 
+    def __post_init__(self) -> None:
+        # A cascade's judge is a call like any other: planned by this router.
+        self.executor.planner = self.route
+
     def route(self, request: ChatRequest) -> Decision:
         """Dry run: the decision and its reasons, without calling any model.
 
@@ -97,6 +101,9 @@ def build_policies(config: Config) -> dict[str, Policy]:
                     "weak": resolve(settings.weak, settings.weak),
                 }
             )
+        with_aliases = getattr(settings, "with_aliases", None)
+        if with_aliases is not None:
+            settings = with_aliases(config.aliases)
         policies[name] = cls(settings)
     return policies
 
