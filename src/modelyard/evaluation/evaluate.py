@@ -20,6 +20,7 @@ import anyio
 import numpy as np
 
 from modelyard.embeddings import Encoder
+from modelyard.evaluation.cascades import CascadeResult, run_cascades
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import pick_pair
 from modelyard.evaluation.plans import Plan, SplitSpec
@@ -57,6 +58,7 @@ class PlanRuns:
     singles: dict[str, RoutedRun]
     tasks: list[RouterTask] = field(default_factory=list)
     results: list[RouterResult] = field(default_factory=list)
+    cascades: list[CascadeResult] = field(default_factory=list)
 
 
 def pairs_for(
@@ -83,6 +85,7 @@ def best_model(split: SplitSpec) -> str:
 
 
 def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTask]:
+    routers = [r for r in settings.routers if r != CASCADE or plan.test_data.preds]
     return [
         RouterTask(
             router=router,
@@ -97,11 +100,20 @@ def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTa
             factory=settings.factory,
         )
         for split in plan.splits
-        for router in settings.routers
+        for router in routers
     ]
 
 
-def _task_in_worker(task: RouterTask) -> RouterResult:
+# The pseudo-router that evaluates agreement cascades (see `cascades`) instead of a
+# prompt-only router; it needs outcome data with parsed answers.
+CASCADE = "cascade"
+
+
+def _task_in_worker(task: RouterTask) -> RouterResult | CascadeResult:
+    if task.router == CASCADE:
+        return anyio.run(
+            run_cascades, task.train, task.test, task.split, task.best_model, task.knobs, task.seed
+        )
     return anyio.run(run_router, task, time.perf_counter)
 
 
@@ -190,8 +202,11 @@ def run_plans(
                 report(label)
     for i, runs in enumerate(out):
         key = _singles_key(runs)
+        finished = [done[i, j] for j in range(len(runs.tasks))]
+        runs.results = [r for r in finished if isinstance(r, RouterResult)]
+        runs.cascades = [r for r in finished if isinstance(r, CascadeResult)]
+        runs.tasks = [t for t in runs.tasks if t.router != CASCADE]
         runs.singles = {
             m: run for (k, _), part in done.items() if k == key for m, run in part.items()
         }
-        runs.results = [done[i, j] for j in range(len(runs.tasks))]
     return out

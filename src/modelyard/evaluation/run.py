@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelyard.evaluation.encoding import PrecomputedEncoder
-from modelyard.evaluation.evaluate import SINGLES_PER_JOB, Settings, run_plans
+from modelyard.evaluation.evaluate import CASCADE, SINGLES_PER_JOB, Settings, run_plans
 from modelyard.evaluation.plans import Plan, cross_dataset, cross_task, in_distribution
 from modelyard.evaluation.summary import summarise
 from modelyard.learned.outcomes import OutcomeSet, load_outcomes
@@ -99,7 +99,11 @@ def task_count(plans: Sequence[Plan], settings: Settings) -> int:
     (split, router)."""
     test_sets = {id(p.test_data): p.test_data for p in plans}
     groups = sum(-(-len(d.models) // SINGLES_PER_JOB) for d in test_sets.values())
-    return groups + sum(len(p.splits) * len(settings.routers) for p in plans)
+    routers = len(settings.routers)
+    return groups + sum(
+        len(p.splits) * (routers - (CASCADE in settings.routers and not p.test_data.preds))
+        for p in plans
+    )
 
 
 def run_evaluations(study: Study, phases: Phases | None = None) -> dict[str, Any]:

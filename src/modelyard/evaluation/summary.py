@@ -20,6 +20,7 @@ from modelyard.evaluation.bootstrap import (
     paired_interval,
     resamples,
 )
+from modelyard.evaluation.cascade_summary import cascade_curve, summarise_cascades
 from modelyard.evaluation.evaluate import PlanRuns
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import (
@@ -128,8 +129,23 @@ class Summariser:
             },
             "pairs": self.pair_baselines(),
             "routers": routers,
+            "cascade": self.cascade(best),
             "comparisons": self.comparisons(best),
         }
+
+    def cascade(self, best: Point) -> dict[str, Any] | None:
+        if not self.runs.cascades:
+            return None
+        return summarise_cascades(
+            self.runs.cascades,
+            self.data,
+            self.runs.singles,
+            self.aiq_statistics(best),
+            self.samples,
+            self.lo,
+            self.hi,
+            best,
+        )
 
     def router_curve(self, router: str) -> Curve:
         """A router's N-model families together, pooled over splits: its frontier."""
@@ -164,8 +180,12 @@ class Summariser:
         intervals over the test prompts (see `bootstrap`)."""
         routers = list(dict.fromkeys(r.router for r in self.runs.results))
         curves = {name: self.router_curve(name) for name in routers}
+        if any(r.runs for r in self.runs.cascades):
+            curves["cascade"] = cascade_curve([r for r in self.runs.cascades if r.runs])
+            routers.append("cascade")
         curves["random mix"] = Curve.of([self.single_run(m) for m in self.data.models])
         stats = self.aiq_statistics(best)
+        # The cascade is also set against every prompt-only router.
         against = [b for b in BASELINE_ROUTERS if b in curves] + ["random mix"]
         return {
             router: {
@@ -173,7 +193,7 @@ class Summariser:
                     stat: paired_interval(curves[router], curves[base], fn, self.samples)
                     for stat, fn in stats.items()
                 }
-                for base in against
+                for base in (against if router != "cascade" else [*routers[:-1], "random mix"])
                 if base != router
             }
             for router in routers
