@@ -121,3 +121,19 @@ def test_examples_come_from_cells_with_a_response_and_a_quality() -> None:
     )
     got = examples(data)
     assert got == (["user: q0", "user: q0"], ["right", "wrong"], [1, 0])
+
+
+def test_a_verifier_from_config_alone_opens_the_encoder_it_was_trained_on(
+    tmp_path: Path,
+) -> None:
+    # A config names only the artifact: the encoder is opened from the id it recorded
+    # (`hashing-bow-64` is opened as `hashing-64`), as a server would build it.
+    prompts, answers, labels = synthetic()
+    train_verifier(prompts, answers, labels, ENCODER).save(tmp_path / "v")
+    v = LearnedVerifier(LearnedVerifier.Settings(artifact=str(tmp_path / "v")))
+    assert v.encoder.id == ENCODER.id
+    assert v.score(prompts[0], [answers[0]]) == pytest.approx(
+        LearnedVerifier(
+            LearnedVerifier.Settings(artifact=str(tmp_path / "v")), encoder=ENCODER
+        ).score(prompts[0], [answers[0]])
+    )

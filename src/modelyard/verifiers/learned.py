@@ -159,10 +159,12 @@ class LearnedVerifier:
         self, settings: Settings, *, model: LogisticModel | None = None, encoder: Any = None
     ) -> None:
         from modelyard.embeddings import load_encoder
+        from modelyard.learned.scorer import guess_encoder_name
 
         self.settings = settings
         self.model = model or LogisticModel.load(Path(settings.artifact).expanduser())
-        self.encoder = encoder or load_encoder(self.model.encoder)
+        # The artifact records the encoder's id; the registry opens encoders by name.
+        self.encoder = encoder or load_encoder(guess_encoder_name(self.model.encoder))
         if self.encoder.id != self.model.encoder:
             raise ConfigError(
                 f"the verifier was trained on encoder {self.model.encoder}, not {self.encoder.id}"
