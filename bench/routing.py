@@ -45,7 +45,6 @@ from modelyard.evaluation.evaluate import Settings
 from modelyard.evaluation.harness import derive_prices
 from modelyard.evaluation.report import print_summary, write_all
 from modelyard.evaluation.run import Study, run_evaluations
-from modelyard.learned.baselines import BASELINES
 from modelyard.learned.defaults import SEARCH_FOLDS
 from modelyard.learned.outcomes import NANO, OutcomeSet, load_outcomes
 
@@ -163,16 +162,17 @@ def cascade_headline(results: dict[str, Any]) -> Table:
         table.add_column(col, justify="right")
     for label, res in results.items():
         for ev in res.get("evaluations", []):
-            if ev.get("cascade") and "selected" in ev["cascade"]:
-                table.add_row(*cascade_row(label, ev))
+            for family, c in ev.get("cascades", {}).items():
+                if "selected" in c:
+                    table.add_row(*cascade_row(f"{label} / {family}", ev, family))
     return table
 
 
-def cascade_row(label: str, ev: dict[str, Any]) -> list[str]:
-    sel = ev["cascade"]["selected"]
+def cascade_row(label: str, ev: dict[str, Any], family: str) -> list[str]:
+    sel = ev["cascades"][family]["selected"]
     gap, hops, ibc = sel["quality_minus_best_interval"], sel["hops"], sel["ibc"]
-    against = ev["comparisons"].get("cascade", {})
-    routers = [b for b in against if b != "random mix"]
+    against = ev["comparisons"].get(family, {})
+    routers = [b for b in against if b != "random mix" and not b.startswith("cascade")]
     best_router = (
         max(routers, key=lambda b: -against[b]["aiq_to_best_single"]["estimate"])
         if routers
@@ -340,7 +340,7 @@ def decision_cost(args: argparse.Namespace) -> dict[str, Any]:
     encoder = load_encoder(args.encoder)
     out: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
-    for kind in [k for k in args.routers.split(",") if k not in (*BASELINES, "cascade")]:
+    for kind in [k for k in args.routers.split(",") if k in ("knn", "mlp", "mf")]:
         t0 = time.perf_counter()
         scorer = train_scorer(
             kind,
@@ -411,7 +411,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--knobs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--routers", default="knn,mlp,mf,mean,category,cascade")
+    parser.add_argument("--routers", default="knn,mlp,mf,mean,category,cascade,cascade-learned")
     parser.add_argument("--encoder", default="minilm-l6-v2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "routing")

@@ -22,8 +22,9 @@ verifier applies; the operating point is then replayed prompt by prompt through
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,22 @@ Floats = npt.NDArray[np.float64]
 POOL_COST_SHARE = 0.25
 # ...and the pool keeps the most accurate few (candidates grow as pool size cubed).
 POOL_SIZE = 6
+
+
+class Level(Protocol):
+    """A cascade the family can run: its first tier, its last (None: a model alone),
+    a name for the report, and the policy settings that run it."""
+
+    @property
+    def first(self) -> tuple[str, ...]: ...
+
+    @property
+    def last(self) -> str | None: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def settings(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +155,23 @@ def emulate(candidate: Candidate, data: OutcomeSet, answers: Answers, rows: Ints
     return Emulated(served.astype(np.int64), cost, step.astype(np.int64), chosen.astype(np.int64))
 
 
-def candidates(data: OutcomeSet, rows: Ints, best: str) -> list[Candidate]:
-    """Every candidate over the training side's cheap pool (see the module docstring),
-    and each cheap model alone."""
+def cheap_pool(data: OutcomeSet, rows: Ints, best: str) -> tuple[list[str], list[str]]:
+    """The training side's cheap pool (the most accurate models costing at most
+    `POOL_COST_SHARE` of `best`), and the models that make the curve's cheap end
+    alone (the pool's and the cheapest overall)."""
     quality = np.nanmean(data.quality[rows], axis=0)
     cost = np.nanmean(data.cost_usd[rows], axis=0)
     limit = cost[data.model_index(best)] * POOL_COST_SHARE
     cheap = [j for j in range(len(data.models)) if cost[j] <= limit and data.models[j] != best]
     pool = [data.models[j] for j in sorted(cheap, key=lambda j: -quality[j])[:POOL_SIZE]]
-    # The cheap end of the curve: a cheap model alone (the pool's, and the cheapest).
-    alone = dict.fromkeys([*pool, data.models[int(np.nanargmin(cost))]])
+    alone = list(dict.fromkeys([*pool, data.models[int(np.nanargmin(cost))]]))
+    return pool, alone
+
+
+def candidates(data: OutcomeSet, rows: Ints, best: str) -> list[Candidate]:
+    """Every candidate over the training side's cheap pool (see the module docstring),
+    and each cheap model alone."""
+    pool, alone = cheap_pool(data, rows, best)
     out: list[Candidate] = [Candidate((m,), 0, None, None) for m in alone]
     for size in (2, 3):
         for first in itertools.combinations(pool, size):
@@ -181,7 +205,8 @@ class CascadeResult:
 
     split: str
     best: str
-    levels: list[Candidate] = field(default_factory=list)
+    family: str = "cascade"
+    levels: list[Level] = field(default_factory=list)
     runs: list[RoutedRun] = field(default_factory=list)
     steps: list[Ints] = field(default_factory=list)
     first_choice: list[Ints] = field(default_factory=list)
@@ -207,27 +232,48 @@ async def run_cascades(
     train: Side, test: Side, split: str, best: str, size: int, seed: int = 0
 ) -> CascadeResult:
     """Build and choose on `train`, sweep `test`, replay the operating point."""
-    result = CascadeResult(split, best)
-    answers = Answers(train.data)
     pool = candidates(train.data, train.rows, best)
+    train_answers, test_answers = Answers(train.data), Answers(test.data)
+    return await choose_and_sweep(
+        CascadeResult(split, best),
+        pool,
+        lambda c: emulate(c, train.data, train_answers, train.rows),
+        lambda c: emulate(c, test.data, test_answers, test.rows),
+        train,
+        test,
+        size,
+        seed,
+    )
+
+
+async def choose_and_sweep(
+    result: CascadeResult,
+    pool: Sequence[Level],
+    on_train: Callable[[Any], Emulated],
+    on_test: Callable[[Any], Emulated],
+    train: Side,
+    test: Side,
+    size: int,
+    seed: int,
+) -> CascadeResult:
+    """The family's levels on the training frontier, its operating point (the
+    cheapest level reaching the best single model's training quality), every level
+    on the test prompts, and the operating point replayed through the Engine."""
     if not pool:
         return result
-    ems = [emulate(c, train.data, answers, train.rows) for c in pool]
-    points = [
-        (float(e.cost.mean()), float(np.nanmean(train.data.quality[train.rows, e.served])))
-        for e in ems
-    ]
-    best_cost = float(np.nanmean(train.data.cost_usd[train.rows, train.data.model_index(best)]))
-    best_quality = float(np.nanmean(train.data.quality[train.rows, train.data.model_index(best)]))
+    ems = [on_train(c) for c in pool]
+    data, rows, best = train.data, train.rows, result.best
+    points = [(float(e.cost.mean()), float(np.nanmean(data.quality[rows, e.served]))) for e in ems]
+    best_cost = float(np.nanmean(data.cost_usd[rows, data.model_index(best)]))
+    best_quality = float(np.nanmean(data.quality[rows, data.model_index(best)]))
     picked = frontier_levels(points, size, best_cost)
     result.levels = [pool[i] for i in picked]
     result.train_points = [points[i] for i in picked]
     reaching = [k for k, i in enumerate(picked) if points[i][1] >= best_quality]
     result.selected = reaching[0] if reaching else int(np.argmax([points[i][1] for i in picked]))
-    test_answers = Answers(test.data)
     for k, cand in enumerate(result.levels):
-        em = emulate(cand, test.data, test_answers, test.rows)
-        result.runs.append(_run(test, f"cascade#{k}", em))
+        em = on_test(cand)
+        result.runs.append(_run(test, f"{result.family}#{k}", em))
         result.steps.append(em.step)
         result.first_choice.append(em.first_choice)
     await _replay(test, result, seed)
@@ -236,7 +282,7 @@ async def run_cascades(
 
 async def _replay(test: Side, result: CascadeResult, seed: int) -> None:
     chosen = result.levels[result.selected]
-    policy = f"cascade#{result.selected}"
+    policy = f"{result.family}#{result.selected}"
     async with ReplayHarness(test.data, {policy: chosen.settings()}, seed=seed) as harness:
         await harness.run(policy, test.rows)
         engine = (await harness.results())[policy]
@@ -247,4 +293,13 @@ async def _replay(test: Side, result: CascadeResult, seed: int) -> None:
     result.runs[result.selected] = engine
 
 
-__all__ = ["Candidate", "CascadeResult", "candidates", "emulate", "run_cascades"]
+__all__ = [
+    "Candidate",
+    "CascadeResult",
+    "Level",
+    "candidates",
+    "cheap_pool",
+    "choose_and_sweep",
+    "emulate",
+    "run_cascades",
+]

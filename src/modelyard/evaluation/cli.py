@@ -24,7 +24,7 @@ from modelyard.errors import ModelyardError
 console = Console()
 # Learned routers, the baselines they must beat (per-model and per-category means), and
 # agreement cascades (on data with parsed answers).
-KNOWN_ROUTERS = ("knn", "mlp", "mf", "mean", "category", "cascade")
+KNOWN_ROUTERS = ("knn", "mlp", "mf", "mean", "category", "cascade", "cascade-learned")
 # RouteLLM's pair is GPT-4 vs Mixtral 8x7B; AlpacaEval has both. Skipped when absent.
 DEFAULT_PAIRS = (("gpt4_1106_preview", "Mixtral-8x7B-Instruct-v0.1_concise"),)
 
@@ -77,7 +77,11 @@ def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Outcome file or dataset folder.")],
     routers: Annotated[
         str,
-        typer.Option(help="Comma list of knn,mlp,mf, the baselines mean,category, and cascade."),
+        typer.Option(
+            help="Comma list of knn,mlp,mf, the baselines mean,category, and the cascade "
+            "families cascade (agreement; needs parsed answers) and cascade-learned "
+            "(a learned verifier; needs recorded answers)."
+        ),
     ] = "knn,mlp,mf,mean,category,cascade",
     folds: Annotated[
         int, typer.Option(min=0, help="k folds (1 = one 80/20 split, 0 = no in-distribution).")

@@ -32,6 +32,7 @@ from modelyard.evaluation.sweep import (
     run_router,
     run_singles,
 )
+from modelyard.evaluation.verified import run_learned_cascades
 from modelyard.learned.outcomes import OutcomeSet
 
 Progress = Callable[[str], None]
@@ -85,7 +86,7 @@ def best_model(split: SplitSpec) -> str:
 
 
 def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTask]:
-    routers = [r for r in settings.routers if r != CASCADE or plan.test_data.preds]
+    routers = [r for r in settings.routers if runnable(r, plan.test_data)]
     return [
         RouterTask(
             router=router,
@@ -107,12 +108,26 @@ def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTa
 # The pseudo-router that evaluates agreement cascades (see `cascades`) instead of a
 # prompt-only router; it needs outcome data with parsed answers.
 CASCADE = "cascade"
+# Cascades with a learned verifier (see `verified`); they need recorded answers.
+CASCADE_LEARNED = "cascade-learned"
+CASCADE_FAMILIES = {CASCADE: run_cascades, CASCADE_LEARNED: run_learned_cascades}
+
+
+def runnable(router: str, data: OutcomeSet) -> bool:
+    """Whether `router` can be evaluated on `data`: agreement cascades need parsed
+    answers, learned-verifier cascades recorded ones."""
+    if router == CASCADE:
+        return bool(data.preds)
+    if router == CASCADE_LEARNED:
+        return bool(data.responses)
+    return True
 
 
 def _task_in_worker(task: RouterTask) -> RouterResult | CascadeResult:
-    if task.router == CASCADE:
+    family = CASCADE_FAMILIES.get(task.router)
+    if family is not None:
         return anyio.run(
-            run_cascades, task.train, task.test, task.split, task.best_model, task.knobs, task.seed
+            family, task.train, task.test, task.split, task.best_model, task.knobs, task.seed
         )
     return anyio.run(run_router, task, time.perf_counter)
 
@@ -205,7 +220,7 @@ def run_plans(
         finished = [done[i, j] for j in range(len(runs.tasks))]
         runs.results = [r for r in finished if isinstance(r, RouterResult)]
         runs.cascades = [r for r in finished if isinstance(r, CascadeResult)]
-        runs.tasks = [t for t in runs.tasks if t.router != CASCADE]
+        runs.tasks = [t for t in runs.tasks if t.router not in CASCADE_FAMILIES]
         runs.singles = {
             m: run for (k, _), part in done.items() if k == key for m, run in part.items()
         }

@@ -21,6 +21,7 @@ from modelyard.evaluation.bootstrap import (
     resamples,
 )
 from modelyard.evaluation.cascade_summary import cascade_curve, summarise_cascades
+from modelyard.evaluation.cascades import CascadeResult
 from modelyard.evaluation.evaluate import PlanRuns
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import (
@@ -129,23 +130,32 @@ class Summariser:
             },
             "pairs": self.pair_baselines(),
             "routers": routers,
-            "cascade": self.cascade(best),
+            "cascades": self.cascades(best),
             "comparisons": self.comparisons(best),
         }
 
-    def cascade(self, best: Point) -> dict[str, Any] | None:
-        if not self.runs.cascades:
-            return None
-        return summarise_cascades(
-            self.runs.cascades,
-            self.data,
-            self.runs.singles,
-            self.aiq_statistics(best),
-            self.samples,
-            self.lo,
-            self.hi,
-            best,
-        )
+    def cascade_families(self) -> dict[str, list[CascadeResult]]:
+        families: dict[str, list[CascadeResult]] = {}
+        for result in self.runs.cascades:
+            if result.runs:
+                families.setdefault(result.family, []).append(result)
+        return families
+
+    def cascades(self, best: Point) -> dict[str, Any]:
+        """Each cascade family's figures (`cascade_summary`)."""
+        return {
+            family: summarise_cascades(
+                results,
+                self.data,
+                self.runs.singles,
+                self.aiq_statistics(best),
+                self.samples,
+                self.lo,
+                self.hi,
+                best,
+            )
+            for family, results in self.cascade_families().items()
+        }
 
     def router_curve(self, router: str) -> Curve:
         """A router's N-model families together, pooled over splits: its frontier."""
@@ -180,23 +190,23 @@ class Summariser:
         intervals over the test prompts (see `bootstrap`)."""
         routers = list(dict.fromkeys(r.router for r in self.runs.results))
         curves = {name: self.router_curve(name) for name in routers}
-        if any(r.runs for r in self.runs.cascades):
-            curves["cascade"] = cascade_curve([r for r in self.runs.cascades if r.runs])
-            routers.append("cascade")
+        families = self.cascade_families()
+        curves |= {family: cascade_curve(results) for family, results in families.items()}
         curves["random mix"] = Curve.of([self.single_run(m) for m in self.data.models])
         stats = self.aiq_statistics(best)
-        # The cascade is also set against every prompt-only router.
         against = [b for b in BASELINE_ROUTERS if b in curves] + ["random mix"]
+        # A cascade family is set against every prompt-only router and the random mix.
+        plan = {r: against for r in routers} | {f: [*routers, "random mix"] for f in families}
         return {
             router: {
                 base: {
                     stat: paired_interval(curves[router], curves[base], fn, self.samples)
                     for stat, fn in stats.items()
                 }
-                for base in (against if router != "cascade" else [*routers[:-1], "random mix"])
+                for base in bases
                 if base != router
             }
-            for router in routers
+            for router, bases in plan.items()
         }
 
     def split_info(self, name: str) -> dict[str, Any]:
