@@ -230,7 +230,6 @@ class InMemoryLedger:
         )
         return _aggregate(in_window, by_model=by_model, by_day=by_day)
 
-
     async def spend(self, scope: SpendScope, since: datetime, until: datetime) -> int:
         """Nano-dollars spent by `scope` in [since, until), open attempts at their estimate."""
         self._check_open()

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -422,7 +422,7 @@ class SqlLedger:
         )
         if scope.kind == "tag":
             # Tags are validated to [A-Za-z0-9.:-], so they hold no LIKE wildcards.
-            padded = literal_column("','") + c.tags + literal_column("','")
+            padded: ColumnElement[str] = literal_column("','") + c.tags + literal_column("','")
             stmt = stmt.where(padded.like(f"%,{scope.subject},%"))
         elif scope.kind != "global":
             column = {"key": c.key_id, "team": c.team, "user": c.caller}[scope.kind]
@@ -446,10 +446,8 @@ def _private_file(path: Path) -> None:
     what, key hashes and captured prompts. SQLite gives its -wal and -shm files the
     database file's permissions. An existing file keeps the mode its owner chose."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
