@@ -79,11 +79,14 @@ def serve(
         console.print("  no provider enabled: chat calls will get 503 until a key is set")
     bind_host = host or stack.config.server.host
     bind_port = port or stack.config.server.port
+    from modelyard.server.front import header_timeout_protocol
+
     uvicorn.run(
-        stack.create_app(),
+        stack.create_app(bind_host=bind_host),
         host=bind_host,
         port=bind_port,
         log_level="info",
+        http=header_timeout_protocol(stack.config.server.header_timeout_s),
         # h11 answers headers past its buffer with a plain-text 400; a larger buffer
         # lets the app's own check answer up to 1 MiB of headers in OpenAI's shape.
         h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,

@@ -13,10 +13,12 @@ from pydantic import ValidationError
 
 from modelyard.engine import Engine
 from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
+from modelyard.keys import Principal
 from modelyard.live_stream import LiveStream
 from modelyard.routing.requirements import hints_from_headers
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.render import SafeJSONResponse
+from modelyard.server.scrub import scrub
 from modelyard.server.wire import ChunkRenderer, chat_id, completion_json
 from modelyard.types import ChatRequest
 
@@ -38,6 +40,25 @@ def _with_header_hints(body: ChatRequest, headers: Mapping[str, str]) -> ChatReq
             f"invalid x-modelyard-{str(err['loc'][0]).replace('_', '-')} header: {err['msg']}"
         ) from None
     return body.model_copy(update={"modelyard": hints})
+
+
+def _principal(request: Request) -> Principal | None:
+    who: Principal | None = getattr(request.state, "principal", None)
+    return who
+
+
+async def _budget_headers(
+    engine: Engine, who: Principal | None, note: str | None
+) -> dict[str, str]:
+    """What is left of the tightest budget, and why the call was downgraded."""
+    headers: dict[str, str] = {}
+    if note:
+        headers["x-modelyard-budget-note"] = note
+    if engine.gate is not None and who is not None:
+        left = await engine.gate.remaining_usd(who)
+        if left is not None:
+            headers["x-modelyard-budget-remaining-usd"] = f"{left:.6f}"
+    return headers
 
 
 def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any) -> dict[str, str]:
@@ -63,11 +84,13 @@ async def chat_completions(
     request_id = request.headers.get("x-request-id") or engine.ids()
     # For the 500 handler's log line: our own bugs are reported with the request id.
     request.state.request_id = request_id
+    who = _principal(request)
     if chat.stream:
-        live = await engine.stream(chat, request_id=request_id)
-        return _sse_response(live, chat, request_id)
+        live = await engine.stream(chat, request_id=request_id, principal=who)
+        extra = await _budget_headers(engine, who, live.decision.budget_note)
+        return _sse_response(live, chat, request_id, extra)
     decision, outcome = await _cancel_on_disconnect(
-        request, lambda: engine.complete(chat, request_id=request_id)
+        request, lambda: engine.complete(chat, request_id=request_id, principal=who)
     )
     payload = completion_json(
         outcome.completion,
@@ -79,6 +102,7 @@ async def chat_completions(
     )
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
+    headers.update(await _budget_headers(engine, who, decision.budget_note))
     return SafeJSONResponse(payload, headers=headers)
 
 
@@ -112,7 +136,9 @@ async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_
     return results[0]
 
 
-def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> StreamingResponse:
+def _sse_response(
+    live: LiveStream, chat: ChatRequest, request_id: str, extra: dict[str, str]
+) -> StreamingResponse:
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     renderer = ChunkRenderer(
         stream_id=chat_id(request_id),
@@ -122,6 +148,7 @@ def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> Strea
     )
     headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
     headers["cache-control"] = "no-cache"
+    headers.update(extra)
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
@@ -134,7 +161,7 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
                 yield event
     except ModelyardError as exc:
         body = exc.to_openai()
-        body["error"]["message"] = f"stream interrupted after partial output: {exc.message}"
+        body["error"]["message"] = f"stream interrupted after partial output: {scrub(exc.message)}"
         yield renderer.error(body)
         return
     yield renderer.done()
@@ -146,7 +173,11 @@ async def route(body: ChatRequest, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     chat = _with_header_hints(body, request.headers)
     try:
-        decision = engine.route(chat)
+        who = _principal(request)
+        allowance = None
+        if engine.gate is not None and who is not None:
+            allowance = await engine.gate.allowance(who)
+        decision = engine.route(chat, allowance)
     except ModelyardError as exc:
         if exc.http_status == 404:
             raise
@@ -191,8 +222,10 @@ async def list_models(request: Request) -> dict[str, Any]:
 async def health(request: Request) -> dict[str, Any]:
     catalog = _engine(request).catalog
     deployments = {c.deployment.name for c in catalog.cards.values()}
+    gate = _engine(request).gate
     return {
-        "status": "ok",
+        "status": "ok" if gate is None or gate.degraded is None else "degraded",
+        **({"budgets": gate.health()} if gate is not None else {}),
         "providers": {
             name: {
                 "enabled": name not in catalog.unavailable,
