@@ -1,7 +1,8 @@
 """Who is calling: `Authorization: Bearer <key>` on every `/v1/*` call.
 
-A key is required once any key exists, or when the server binds a non-loopback
-address. Missing, malformed, unknown, revoked or expired: 401 in the OpenAI
+A key is required once any key exists (revoked ones included), or when the
+server binds a non-loopback address; until then an `Authorization` header that
+is not a modelyard key (SDKs always send one) is ignored. Missing, malformed, unknown, revoked or expired: 401 in the OpenAI
 shape. Lookups are by SHA-256 (one indexed query, then a constant-time compare),
 cached for `cache_s` seconds, so a revocation reaches every replica within that.
 `x-modelyard-tags: a,b` tags the call (for per-tag budgets and usage).
@@ -76,6 +77,12 @@ class Authenticator:
     async def principal(self, authorization: str | None, tags: str | None) -> Principal:
         """The caller, or `AuthenticationError` (401)."""
         tag_list = parse_tags(tags)
+        if authorization is not None and not await self.required():
+            # No key exists yet and the bind is loopback: SDKs always send some
+            # api_key, which means nothing here; a real key still identifies.
+            scheme, _, secret = authorization.partition(" ")
+            if not well_formed(secret.strip()):
+                authorization = None
         if authorization is None:
             if await self.required():
                 raise AuthenticationError(
