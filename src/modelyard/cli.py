@@ -19,6 +19,7 @@ from rich.table import Table
 from modelyard.app_factory import Stack, load_stack
 from modelyard.errors import ModelyardError
 from modelyard.evaluation.cli import eval_command
+from modelyard.keys_cli import USAGE_GROUPS, budgets_app, keys_app, print_usage_by
 from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.specialists.cli import app as specialist_app
@@ -30,6 +31,8 @@ app.add_typer(route_app, name="route")
 app.command("eval")(eval_command)
 app.add_typer(specialist_app, name="specialist")
 app.add_typer(router_app, name="router")
+app.add_typer(keys_app, name="keys")
+app.add_typer(budgets_app, name="budgets")
 console = Console()
 
 ConfigOpt = Annotated[
@@ -151,11 +154,16 @@ def route_explain(
 @app.command()
 def usage(
     days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
-    by: Annotated[str, typer.Option(help="model, day, or model,day")] = "model,day",
+    by: Annotated[
+        str, typer.Option(help="model, day, or model,day; or any of key,team,user,model")
+    ] = "model,day",
     database: Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")] = None,
 ) -> None:
-    """Spend and calls from the ledger, by model and by day."""
+    """Spend and calls from the ledger, by model and by day (or by key, team, user)."""
     groups = tuple(g.strip() for g in by.split(",") if g.strip())
+    if groups and set(groups) - {"model", "day"} and set(groups) <= set(USAGE_GROUPS):
+        print_usage_by(database or ledger_url_from_env(), days, groups)
+        return
     if not groups or any(g not in ("model", "day") for g in groups):
         console.print("[red]error:[/red] --by takes model, day, or model,day")
         raise typer.Exit(2)

@@ -2,8 +2,9 @@
 
 A key is required once any key exists (revoked ones included), or when the
 server binds a non-loopback address; until then an `Authorization` header that
-is not a modelyard key (SDKs always send one) is ignored. Missing, malformed, unknown, revoked or expired: 401 in the OpenAI
-shape. Lookups are by SHA-256 (one indexed query, then a constant-time compare),
+is not a modelyard key (SDKs always send one) is ignored. Missing, malformed,
+unknown, revoked or expired: 401 in the OpenAI shape. Lookups are by SHA-256
+(one indexed query, then a constant-time compare),
 cached for `cache_s` seconds, so a revocation reaches every replica within that.
 `x-modelyard-tags: a,b` tags the call (for per-tag budgets and usage).
 """
