@@ -34,7 +34,11 @@ def redis_client(url: str) -> Any:
         raise ConfigError(
             f"{REDIS_URL_ENV} is set but redis is not installed: pip install 'modelyard[redis]'"
         ) from None
-    return aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    # A blocking pool: a burst of requests waits for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=5.0, socket_timeout=1.0, socket_connect_timeout=1.0
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 @dataclass
