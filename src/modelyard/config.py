@@ -167,7 +167,7 @@ class BudgetsConfig(_Strict):
     `MODELYARD_REDIS_URL` (it may hold a password)."""
 
     reservation_ttl_s: float = Field(default=360.0, gt=0)
-    refresh_s: float = Field(default=5.0, gt=0)
+    refresh_s: float = Field(default=5.0, ge=0)
     on_redis_down: Literal["closed", "local"] = "closed"
     redis_prefix: str = Field(default="modelyard:", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
 

@@ -116,7 +116,11 @@ async def make_gateway(
     )
     budgets = await attach(engine, ledger, settings or BudgetsConfig(refresh_s=0.0), env or {})
     auth = Authenticator(keys=budgets.keys, cache_s=0.0)
-    app = create_app(engine, front=front or FrontSettings(admin_key="admin-secret-1234567890"), authenticator=auth)
+    app = create_app(
+        engine,
+        front=front or FrontSettings(admin_key="admin-secret-1234567890"),
+        authenticator=auth,
+    )
     app.state.keys = budgets.keys
     transport = httpx.ASGITransport(app=app)
     client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")

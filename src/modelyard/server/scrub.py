@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 _URL: Final = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>)]+")
 _IPV4: Final = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b")
-_HOST_PORT: Final = re.compile(
-    r"\b[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*:\d{2,5}\b"
-)
+# A name that starts with a letter, then a port: `db-proxy:8080`, `llm.corp:443`
+# (a timestamp's `T00:00` does not start at a word boundary, so it is kept).
+_HOST_PORT: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*:\d{2,5}\b")
 _HIDDEN: Final = "<upstream>"
 _known: set[str] = set()
 
