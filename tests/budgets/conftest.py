@@ -25,8 +25,8 @@ from modelyard.ledger import InMemoryLedger
 from modelyard.providers.function import FunctionProvider
 from modelyard.server.app import FrontSettings, create_app
 from modelyard.server.auth import Authenticator
-from tests.stack import ENV, echo_completion, stack_config
 from modelyard.types import Usage
+from tests.stack import ENV, echo_completion, stack_config
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
