@@ -37,7 +37,8 @@ def auth(secret: str) -> dict[str, str]:
 def assert_openai_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert r.status_code == status, r.text
     err: dict[str, Any] = r.json()["error"]
-    assert err["code"] == code and err["message"]
+    assert err["code"] == code
+    assert err["message"]
     return err
 
 
@@ -86,7 +87,8 @@ async def test_revoked_and_expired_keys_get_401(gateway: Gateway) -> None:
 async def test_keys_are_stored_hashed_never_in_plaintext(gateway: Gateway) -> None:
     secret = await key(gateway)
     stored = await gateway.keys.by_name("bot")
-    assert stored is not None and stored.key_hash == hash_key(secret)
+    assert stored is not None
+    assert stored.key_hash == hash_key(secret)
     from sqlalchemy import text
 
     async with gateway.keys.engine.connect() as conn:
@@ -111,7 +113,8 @@ async def test_a_key_outside_its_rules_gets_403_naming_the_rule(gateway: Gateway
     assert "confidential" in assert_openai_error(r, 403, "permission_denied")["message"]
     # A policy it may use plans only over the models it may use.
     r = await c.post("/v1/chat/completions", json=body("best"), headers=auth(secret))
-    assert r.status_code == 200 and r.headers["x-modelyard-model"] == "vision-mid"
+    assert r.status_code == 200
+    assert r.headers["x-modelyard-model"] == "vision-mid"
 
 
 async def test_records_carry_key_team_user_and_tags(gateway: Gateway) -> None:
@@ -141,11 +144,13 @@ async def test_a_tight_budget_downgrades_first_and_says_so(gateway: Gateway) -> 
     assert r.status_code == 200, r.text
     assert r.headers["x-modelyard-model"] == "vision-mid"
     note = r.headers["x-modelyard-budget-note"]
-    assert note.startswith("downgraded: team support") and "left" in note
+    assert note.startswith("downgraded: team support")
+    assert "left" in note
     remaining = Decimal(r.headers["x-modelyard-budget-remaining-usd"])
     assert Decimal(0) < remaining < Decimal("0.001")
     (record,) = await gateway.ledger.records()
-    assert record.budget_note == note and record.reasons["budget_note"] == note
+    assert record.budget_note == note
+    assert record.reasons["budget_note"] == note
 
 
 async def test_when_nothing_fits_uncapped_max_tokens_is_capped(gateway: Gateway) -> None:
@@ -166,7 +171,8 @@ async def test_when_no_qualified_model_fits_402_names_the_budget_and_reset(
     await set_budget(gateway.keys, "team", "support", "0.000005/month")
     r = await gateway.client.post("/v1/chat/completions", json=body("best"), headers=auth(secret))
     err = assert_openai_error(r, 402, "budget_exceeded")
-    assert "team support" in err["message"] and "resets at 20" in err["message"]
+    assert "team support" in err["message"]
+    assert "resets at 20" in err["message"]
     assert r.headers["x-modelyard-budget-resets-at"].startswith("20")
     assert await gateway.ledger.records() == []
 
@@ -193,7 +199,8 @@ async def test_spend_never_exceeds_a_budget_over_many_calls(gateway: Gateway) ->
             "/v1/chat/completions", json=body("cheap", user="u1"), headers=auth(secret)
         )
         statuses.append(r.status_code)
-    assert 402 in statuses and 200 in statuses
+    assert 402 in statuses
+    assert 200 in statuses
     spent = sum(r.cost_usd for r in await gateway.ledger.records())
     assert spent <= Decimal("0.0002")
 
@@ -223,7 +230,8 @@ async def test_admin_api_needs_the_admin_key_and_manages_keys(gateway: Gateway) 
         await c.post("/v1/chat/completions", json=body(), headers=auth(secret))
     ).status_code == 200
     listed = (await c.get("/admin/keys", headers=ADMIN)).json()["data"]
-    assert [k["name"] for k in listed] == ["ci"] and "key_hash" not in listed[0]
+    assert [k["name"] for k in listed] == ["ci"]
+    assert "key_hash" not in listed[0]
     for bad in ("-5/month", "abc", "1e400/month", "5/fortnight"):
         r = await c.put(
             "/admin/budgets", json={"scope": "team", "subject": "qa", "budget": bad}, headers=ADMIN

@@ -42,7 +42,8 @@ def test_calendar_windows_are_utc_periods_and_say_when_they_reset() -> None:
     b = Budget(SpendScope("team", "support"), Decimal(500), "month")
     w = b.window(datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
     assert w.resets_at == datetime(2027, 1, 1, tzinfo=UTC)
-    assert w.sum_keys == (w.add_key,) and "20261201" in w.add_key
+    assert w.sum_keys == (w.add_key,)
+    assert "20261201" in w.add_key
     week = Budget(SpendScope("global"), Decimal(1), "week").window(
         datetime(2026, 11, 29, 12, tzinfo=UTC)  # a Sunday
     )

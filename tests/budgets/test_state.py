@@ -60,7 +60,9 @@ async def test_reserve_is_all_or_nothing_across_budgets(state: BudgetState) -> N
     await ready(state, big, small)
     now = NOW.timestamp()
     refused = await state.reserve("r1", [big, small], 1500, now, 60)
-    assert refused is not None and refused.index == 1 and refused.left_nanos == 1000
+    assert refused is not None
+    assert refused.index == 1
+    assert refused.left_nanos == 1000
     # Nothing was held in the budget that had room.
     assert await state.remaining([big, small], now) == [10**9, 1000]
     assert await state.reserve("r2", [big, small], 600, now, 60) is None
