@@ -85,7 +85,7 @@ class Gateway:
     """An app over the test stack with keys and a budget gate."""
 
     engine: Engine
-    ledger: InMemoryLedger
+    ledger: Any
     keys: KeyStore
     budgets: Budgets
     client: httpx.AsyncClient
@@ -97,21 +97,23 @@ async def make_gateway(
     front: FrontSettings | None = None,
     settings: BudgetsConfig | None = None,
     usage: Usage | None = None,
+    ledger: Any = None,
 ) -> Gateway:
-    ledger = InMemoryLedger()
+    ledger = ledger or InMemoryLedger()
     await ledger.open()
     providers = {
         n: FunctionProvider(echo_completion(usage=usage or Usage(input_tokens=10, output_tokens=5)))
         for n in ("cheapco", "bigco", "onprem")
     }
     counter = iter(range(1, 1_000_000))
+    replica = secrets.token_hex(3)  # ids unique across replicas sharing a ledger
     engine = build_engine(
         stack_config(),
         env=ENV,
         ledger=ledger,
         providers=providers,
         rng=random.Random(7),
-        ids=lambda: f"id{next(counter)}",
+        ids=lambda: f"{replica}-{next(counter)}",
         source="test-stack.yaml",
     )
     budgets = await attach(engine, ledger, settings or BudgetsConfig(refresh_s=0.0), env or {})
