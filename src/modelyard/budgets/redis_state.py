@@ -23,9 +23,8 @@ from typing import Any, Final
 from modelyard.budgets.spec import Window
 from modelyard.budgets.state import NeedsInit, Refused
 
-_EXPIRE: Final = """
-local p = ARGV[1]
-local now = tonumber(ARGV[2])
+_EXPIRE_FN: Final = """
+local function expire(p, now)
 local dead = redis.call('ZRANGEBYSCORE', p..'res-expiry', '-inf', now, 'LIMIT', 0, 200)
 for _, rid in ipairs(dead) do
   local r = redis.call('HMGET', p..'res:'..rid, 'amount', 'where')
@@ -40,7 +39,10 @@ for _, rid in ipairs(dead) do
   redis.call('ZREM', p..'res-expiry', rid)
 end
 return #dead
+end
 """
+
+_EXPIRE: Final = _EXPIRE_FN + "return expire(ARGV[1], tonumber(ARGV[2]))\n"
 
 # ARGV: prefix, now_ms, then per window: bid, limit, nsum, sum keys...
 _LEFT: Final = """
@@ -73,8 +75,11 @@ return out
 # bid, limit, nsum, sum keys..., add key, ttl
 _RESERVE: Final = (
     _LEFT
+    + _EXPIRE_FN
     + """
 local p, rid, amount, expires = ARGV[1], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Expired reservations first (one round trip for both).
+expire(p, tonumber(ARGV[2]))
 local wins, i = {}, 7
 for w = 1, tonumber(ARGV[6]) do
   local bid = ARGV[i]
@@ -167,7 +172,6 @@ class RedisBudgets:
     async def reserve(
         self, rid: str, windows: Sequence[Window], amount: int, now: float, ttl_s: float
     ) -> Refused | None:
-        await self.expire(now)
         args: list[Any] = [
             self.prefix,
             int(now * 1000),
