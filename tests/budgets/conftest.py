@@ -98,6 +98,7 @@ async def make_gateway(
     settings: BudgetsConfig | None = None,
     usage: Usage | None = None,
     ledger: Any = None,
+    config: Any = None,
 ) -> Gateway:
     ledger = ledger or InMemoryLedger()
     await ledger.open()
@@ -108,7 +109,7 @@ async def make_gateway(
     counter = iter(range(1, 1_000_000))
     replica = secrets.token_hex(3)  # ids unique across replicas sharing a ledger
     engine = build_engine(
-        stack_config(),
+        config or stack_config(),
         env=ENV,
         ledger=ledger,
         providers=providers,

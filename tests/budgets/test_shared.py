@@ -163,3 +163,41 @@ async def test_breakers_and_429_cool_downs_are_shared(redis_url: str, redis_pref
     assert not b.acquire("cheapco", b.monotonic())
     await a_client.aclose()
     await b_client.aclose()
+
+
+async def test_streams_and_hedges_settle_every_reservation(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from tests.stack import STACK, stack_config
+
+    policies = {**STACK["policies"], "hedged": {"type": "best", "hedge_after_ms": 5}}
+    gw = await make_gateway(
+        env={"MODELYARD_REDIS_URL": redis_url},
+        settings=BudgetsConfig(refresh_s=0, redis_prefix=redis_prefix),
+        ledger=SqlLedger(f"sqlite:///{tmp_path / 'l.db'}"),
+        config=stack_config(policies=policies),
+    )
+
+    async def slow(request: ChatRequest, upstream: str) -> Completion:
+        await asyncio.sleep(0.5)  # the first choice is slow: the hedge starts and wins
+        return Completion("c", upstream, "x", usage=Usage(input_tokens=10, output_tokens=5))
+
+    gw.providers["bigco"].complete_fn = slow
+    secret, _ = await create_key(gw.keys, KeySpec(name="bot", team="t"))
+    await set_budget(gw.keys, "team", "t", "1/month")
+    headers = {"authorization": f"Bearer {secret}"}
+    r = await gw.client.post(
+        "/v1/chat/completions", json={**BODY, "model": "hedged"}, headers=headers
+    )
+    assert r.status_code == 200
+    statuses = sorted(x.status for x in await gw.ledger.records())
+    assert statuses == ["cancelled", "ok"]
+    r = await gw.client.post("/v1/chat/completions", json={**BODY, "stream": True}, headers=headers)
+    assert r.status_code == 200
+    assert "x-modelyard-budget-remaining-usd" in r.headers
+    assert await gw.budgets.gate.open_reservations() == 0
+    spent = sum(x.cost_usd for x in await gw.ledger.records())
+    r = await gw.client.post("/v1/chat/completions", json=BODY, headers=headers)
+    spent = sum(x.cost_usd for x in await gw.ledger.records())
+    assert Decimal(r.headers["x-modelyard-budget-remaining-usd"]) == Decimal(1) - spent
+    await close([gw])
