@@ -153,6 +153,8 @@ class Run:
     fake_calls: int = 0
     lost: int = 0
     never_sent: int = 0
+    duplicated: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
     leaks: int = -1
     p50_ms: float = 0.0
     p99_ms: float = 0.0
@@ -180,9 +182,15 @@ async def make_key(url: str, budget: Decimal) -> str:
 
 
 async def load(
-    replicas: list[Replica], secret: str, args: Any, rng: random.Random, kill_at: int
+    replicas: list[Replica],
+    secret: str,
+    args: Any,
+    rng: random.Random,
+    kill_at: int,
+    errors: Counter[str],
 ) -> Counter[int]:
-    """`args.requests` requests at `args.concurrency`; kill and restart replica 0 midway."""
+    """`args.requests` requests at `args.concurrency`; kill and restart replica 0 midway.
+    `errors` counts the messages of answers other than 200 and 402."""
     statuses: Counter[int] = Counter()
     queue = list(range(args.requests))
     headers = {"authorization": f"Bearer {secret}"}
@@ -202,9 +210,10 @@ async def load(
                 async with c.stream(
                     "POST", f"{url}/v1/chat/completions", json=body, headers=headers
                 ) as r:
-                    async for _ in r.aiter_bytes():
-                        pass
+                    raw = b"".join([chunk async for chunk in r.aiter_bytes()])
                     statuses[r.status_code] += 1
+                    if r.status_code not in (200, 402):
+                        errors[f"{r.status_code}: {raw[:160].decode(errors='replace')}"] += 1
                     return
             except httpx.HTTPError:
                 continue  # that replica is dead: the next one (a load balancer's retry)
@@ -278,7 +287,9 @@ def one_run(redis: bool, upstream_port: int, workdir: Path, args: Any) -> Run:
     run = Run(redis, budget)
     try:
         rng = random.Random(args.seed)
-        run.statuses = asyncio.run(load(replicas, secret, args, rng, args.requests // 2))
+        run.statuses = asyncio.run(
+            load(replicas, secret, args, rng, args.requests // 2, run.errors)
+        )
         wait_settled(url)
         time.sleep(TTL_S + 1)  # every reservation of the killed replica has expired
         gate_status(replicas, run)
@@ -297,6 +308,7 @@ def one_run(redis: bool, upstream_port: int, workdir: Path, args: Any) -> Run:
     run.fake_calls = sum(calls.values())
     run.lost = sum(max(0, k - by_caller[u]) for u, k in calls.items())
     run.never_sent = sum(k for u, k in by_caller.items() if not calls[u])
+    run.duplicated = sum(max(0, k - calls[u]) for u, k in by_caller.items() if calls[u])
     return run
 
 
@@ -336,7 +348,8 @@ def report(run: Run) -> str:
         f"max_tokens capped {run.capped}), refused 402 {s[402]}, other "
         f"{ {k: v for k, v in s.items() if k not in (200, 402)} }; reservations held after "
         f"the TTL {run.leaks}; ledger records {sum(run.records.values())} ({records}) vs "
-        f"fake calls {run.fake_calls}: lost {run.lost}, never sent {run.never_sent}; "
+        f"fake calls {run.fake_calls}: lost {run.lost}, never sent {run.never_sent}, "
+        f"more records than calls for one client request {run.duplicated}; "
         f"budget check p50 {run.p50_ms:.3f} ms, p99 {run.p99_ms:.3f} ms per gate call"
     )
 
@@ -394,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             run = one_run(mode == "on", port, Path(tmp), args)
             runs.append(run)
             print(report(run), flush=True)
+            for message, n in run.errors.most_common(3):
+                print(f"    {n} x {message}", flush=True)
     upstream.kill()
     p50, p99 = asyncio.run(quiet_latency())
     print(

@@ -264,7 +264,9 @@ class Executor:
         if gate is not None and ctx.principal is not None:
             # Reserved before the write-ahead: a refused reservation writes nothing.
             amount = budget_cost(card, req.prompt_tokens, req.max_output_tokens)
-            await gate.reserve(attempt.record_id, ctx.principal, amount)
+            # Shielded: a reservation made must be known, to be settled or released.
+            with anyio.CancelScope(shield=True):
+                await gate.reserve(attempt.record_id, ctx.principal, amount)
         try:
             with anyio.CancelScope(shield=True):
                 await self.ledger.start(replace(record, latency_ms=0.0, usage_source="estimated"))

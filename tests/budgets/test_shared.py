@@ -201,3 +201,31 @@ async def test_streams_and_hedges_settle_every_reservation(
     spent = sum(x.cost_usd for x in await gw.ledger.records())
     assert Decimal(r.headers["x-modelyard-budget-remaining-usd"]) == Decimal(1) - spent
     await close([gw])
+
+
+@pytest.mark.parametrize("mode", ["closed", "local"])
+async def test_redis_dropping_mid_call_loses_no_record_and_is_no_500(
+    tmp_path: Path, redis_url: str, redis_prefix: str, mode: str
+) -> None:
+    from modelyard.budgets.redis_state import RedisBudgets
+    from modelyard.budgets.wiring import redis_client
+
+    (gw,) = await replicas(1, tmp_path / "l.db", redis_url, redis_prefix, on_redis_down=mode)
+    gate = gw.budgets.gate
+    dead = redis_client("redis://127.0.0.1:1/0")
+
+    async def drops(request: ChatRequest, upstream: str) -> Completion:
+        gate.primary = RedisBudgets(dead, redis_prefix)  # Redis goes away mid-call
+        return await answer(request, upstream)
+
+    gw.providers["cheapco"].complete_fn = drops
+    secret, _ = await create_key(gw.keys, KeySpec(name="bot", team="t", models=["small"]))
+    await set_budget(gw.keys, "team", "t", "1/month")
+    headers = {"authorization": f"Bearer {secret}"}
+    r = await gw.client.post("/v1/chat/completions", json=BODY, headers=headers)
+    assert r.status_code == 200
+    assert [x.status for x in await gw.ledger.records()] == ["ok"]
+    r = await gw.client.post("/v1/chat/completions", json=BODY, headers=headers)
+    assert r.status_code == (503 if mode == "closed" else 200)
+    await dead.aclose()
+    await close([gw])

@@ -55,7 +55,11 @@ async def _budget_headers(
     if note:
         headers["x-modelyard-budget-note"] = note
     if engine.gate is not None and who is not None:
-        left = await engine.gate.remaining_usd(who)
+        try:
+            left = await engine.gate.remaining_usd(who)
+        except ModelyardError:
+            # The answer is served and billed: a header is not worth losing it.
+            left = None
         if left is not None:
             headers["x-modelyard-budget-remaining-usd"] = f"{left:.6f}"
     return headers
