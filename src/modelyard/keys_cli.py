@@ -63,6 +63,9 @@ def keys_create(
     policies: Annotated[str, typer.Option(help="Allowed policy globs.")] = "",
     max_data_class: Annotated[str | None, typer.Option(help="public/internal/...")] = None,
     expires_days: Annotated[float | None, typer.Option(help="Expire after N days.")] = None,
+    cap_max_tokens: Annotated[
+        bool, typer.Option(help="May max_tokens be capped to fit a budget?")
+    ] = True,
     database: DatabaseOpt = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
@@ -77,6 +80,7 @@ def keys_create(
         policies=[policies] if policies else [],
         max_data_class=max_data_class,
         expires_days=expires_days,
+        cap_max_tokens=cap_max_tokens,
     )
     if on_exhaust not in ("downgrade", "refuse"):
         console.print("[red]error:[/red] --on-exhaust takes downgrade or refuse")
