@@ -120,3 +120,15 @@ async def test_rate_limits_count_requests_and_tokens_per_minute(state: BudgetSta
     assert await state.rate("k", 2, None, 0, now + 60) is None  # next minute
     assert await state.rate("t", None, 100, 60, now) is None
     assert await state.rate("t", None, 100, 60, now) is not None
+
+
+async def test_a_retried_reservation_holds_once(state: BudgetState) -> None:
+    w = window("retry", "0.00001")
+    await ready(state, w)
+    now = NOW.timestamp()
+    assert await state.reserve("same", [w], 4_000, now, 60) is None
+    # The gate retries a reserve whose reply timed out: it must not hold twice.
+    assert await state.reserve("same", [w], 4_000, now, 60) is None
+    assert await state.remaining([w], now) == [6_000]
+    await state.settle("same", 1_000, now)
+    assert await state.remaining([w], now) == [9_000]

@@ -51,6 +51,14 @@ def redis_down(exc: BaseException) -> bool:
     return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    try:
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, RedisTimeoutError | TimeoutError)
+
+
 class BudgetGate:
     """Budgets, reservations and rate limits for one gateway process."""
 
@@ -115,7 +123,14 @@ class BudgetGate:
         """`op` on the current state; whether it ran on the local fallback."""
         state = self._state()
         try:
-            result = await op(state)
+            try:
+                result = await op(state)
+            except Exception as exc:
+                if state is self.local or not self.shared or not _timed_out(exc):
+                    raise
+                # One retry: under CPU starvation a live Redis's reply can miss the
+                # socket timeout. Every script is idempotent per reservation id.
+                result = await op(state)
         except Exception as exc:
             if state is self.local or not self.shared or not redis_down(exc):
                 raise

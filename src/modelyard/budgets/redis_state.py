@@ -78,6 +78,8 @@ _RESERVE: Final = (
     + _EXPIRE_FN
     + """
 local p, rid, amount, expires = ARGV[1], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Idempotent: a retried reserve (its reply timed out) must not hold twice.
+if redis.call('EXISTS', p..'res:'..rid) == 1 then return {1} end
 -- Expired reservations first (one round trip for both).
 expire(p, tonumber(ARGV[2]))
 local wins, i = {}, 7

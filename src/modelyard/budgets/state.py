@@ -110,6 +110,8 @@ class InProcessBudgets:
     async def reserve(
         self, rid: str, windows: Sequence[Window], amount: int, now: float, ttl_s: float
     ) -> Refused | None:
+        if rid in self.held:
+            return None  # idempotent, like the Redis script
         for w in windows:
             if w.bid not in self.ready:
                 raise NeedsInit(w.bid)
