@@ -24,12 +24,14 @@ fresh process's RSS growth.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
 import platform
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,11 @@ from rich.table import Table
 from modelyard.evaluation.cli import DEFAULT_PAIRS
 from modelyard.evaluation.encoding import default_vector_cache
 from modelyard.evaluation.evaluate import Settings
+from modelyard.evaluation.harness import derive_prices
 from modelyard.evaluation.report import print_summary, write_all
 from modelyard.evaluation.run import Study, run_evaluations
-from modelyard.learned.baselines import BASELINES
 from modelyard.learned.defaults import SEARCH_FOLDS
+from modelyard.learned.outcomes import NANO, OutcomeSet, load_outcomes
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -53,6 +56,7 @@ console = Console(width=200)
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "mmlu-pro": ("mmlu-pro-routing", ()),
     "gsm8k": ("gsm8k-routing", ()),
+    "math-l5": ("math-l5-routing", ()),
     "alpacaeval": ("alpacaeval-routing", ()),
     "alpacaeval-without-fusechat": ("alpacaeval-routing", ("FuseChat*",)),
 }
@@ -62,6 +66,10 @@ CROSS = (
     ("mmlu-pro", "alpacaeval"),
     ("gsm8k", "alpacaeval"),
 )
+# Thinking models bill hidden reasoning tokens the recorded text omits (the datasets'
+# READMEs): their recorded cost is a lower bound. `--thinking-x3` reruns with their
+# output priced 3x.
+THINKING = ("gemini-3.1-pro-preview", "o1-mini-2024-09-12", "o1-preview-2024-09-12")
 # The policy part 2 serves and times; a name of its own (not `auto`, which resolves
 # to the default policy, and so was never the learned one).
 SERVED = "learned-utility"
@@ -70,10 +78,30 @@ SERVED = "learned-utility"
 # --------------------------------------------------------------------------- part 1
 
 
+def thinking_output_x3(data: OutcomeSet) -> OutcomeSet:
+    """`data` with the thinking models' output tokens priced three times higher (the
+    output part of each recorded cost from the prices that reproduce it)."""
+    prices = derive_prices(data)
+    cost = data.cost_usd.copy()
+    exact = dict(data.exact_cost)
+    for model in [m for m in THINKING if m in data.models]:
+        j = data.model_index(model)
+        extra = 2 * data.output_tokens[:, j] * float(prices[model][1]) / 1e6
+        cost[:, j] += extra
+        for i, prompt in enumerate(data.prompts):
+            exact[(prompt.id, model)] = Decimal(repr(float(cost[i, j]))).quantize(NANO)
+    return dataclasses.replace(
+        data, name=f"{data.name} (thinking x3)", cost_usd=cost, exact_cost=exact
+    )
+
+
 def _study(args: argparse.Namespace, name: str, cross: str | None = None) -> Study:
     folder, exclude = DATASETS[name]
+    source: Path | OutcomeSet = SHARED / folder
+    if args.thinking_x3:
+        source = thinking_output_x3(load_outcomes(SHARED / folder))
     return Study(
-        data=SHARED / folder,
+        data=source,
         cross=SHARED / DATASETS[cross][0] if cross else None,
         exclude=exclude,
         folds=0 if cross else args.folds,
@@ -110,6 +138,71 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         write_all(results, args.out / label.replace(" -> ", "-to-"))
         out[label] = results
     return out
+
+
+def cascade_headline(results: dict[str, Any]) -> Table:
+    """Issue 10's targets: the cascade's training-side operating point on the test
+    prompts, its hops, and how its curve compares with the routers and the random mix."""
+    table = Table(title="agreement cascades (held-out prompts)", title_justify="left")
+    cols = (
+        "evaluation",
+        "best single q / $1k",
+        "cascade q / $1k",
+        "Δq [95% CI]",
+        "$ vs best",
+        "matches best",
+        "step 1/2/3",
+        "escalated / wrong caught / right escalated",
+        "ΔIBC",
+        "ΔAIQ≤best vs best router",
+        "ΔAIQ≤best vs random mix",
+        "chosen",
+    )
+    for col in cols:
+        table.add_column(col, justify="right")
+    for label, res in results.items():
+        for ev in res.get("evaluations", []):
+            for family, c in ev.get("cascades", {}).items():
+                if "selected" in c:
+                    table.add_row(*cascade_row(f"{label} / {family}", ev, family))
+    return table
+
+
+def cascade_row(label: str, ev: dict[str, Any], family: str) -> list[str]:
+    sel = ev["cascades"][family]["selected"]
+    gap, hops, ibc = sel["quality_minus_best_interval"], sel["hops"], sel["ibc"]
+    against = ev["comparisons"].get(family, {})
+    routers = [b for b in against if b != "random mix" and not b.startswith("cascade")]
+    best_router = (
+        max(routers, key=lambda b: -against[b]["aiq_to_best_single"]["estimate"])
+        if routers
+        else None
+    )
+
+    def vs(base: str | None) -> str:
+        if base is None:
+            return "-"
+        i = against[base]["aiq_to_best_single"]
+        word = "better" if i["better"] else ("worse" if i["worse"] else "tie")
+        return f"{i['estimate']:+.4f} {word}" + (f" ({base})" if base != "random mix" else "")
+
+    return [
+        label,
+        f"{sel['best_single_quality']:.3f} / {sel['best_single_cost_per_1k']:.3f}",
+        f"{sel['quality']:.3f} / {sel['cost_per_1k']:.3f}",
+        f"{gap['estimate']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}]",
+        f"{100 * sel['cost_share_of_best']:.1f}%",
+        "yes" if sel["matches_best"] else "no",
+        " / ".join(f"{100 * x:.0f}%" for x in hops["share_by_step"]),
+        " / ".join(
+            "-" if hops[k] is None else f"{100 * hops[k]:.0f}%"
+            for k in ("escalation_rate", "wrong_caught", "right_escalated")
+        ),
+        "-" if ibc["delta_ibc_pct"] is None else f"{ibc['delta_ibc_pct']:+.0f}%",
+        vs(best_router),
+        vs("random mix"),
+        "; ".join(sel["cascades"])[:90],
+    ]
 
 
 def headline(results: dict[str, Any]) -> Table:
@@ -247,7 +340,7 @@ def decision_cost(args: argparse.Namespace) -> dict[str, Any]:
     encoder = load_encoder(args.encoder)
     out: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
-    for kind in [k for k in args.routers.split(",") if k not in BASELINES]:
+    for kind in [k for k in args.routers.split(",") if k in ("knn", "mlp", "mf")]:
         t0 = time.perf_counter()
         scorer = train_scorer(
             kind,
@@ -313,11 +406,12 @@ def main() -> None:
         "--datasets", default="mmlu-pro,gsm8k,alpacaeval,alpacaeval-without-fusechat"
     )
     parser.add_argument("--skip-cross", action="store_true")
+    parser.add_argument("--thinking-x3", action="store_true", help="thinking models' output x3")
     parser.add_argument("--latency-data", default="mmlu-pro", choices=sorted(DATASETS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--knobs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--routers", default="knn,mlp,mf,mean,category")
+    parser.add_argument("--routers", default="knn,mlp,mf,mean,category,cascade,cascade-learned")
     parser.add_argument("--encoder", default="minilm-l6-v2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "routing")
@@ -333,6 +427,7 @@ def main() -> None:
     if not args.skip_eval:
         results = evaluate(args)
         console.print(headline(results))
+        console.print(cascade_headline(results))
         record["evaluations"] = {v: r.get("meta", r) for v, r in results.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(record, indent=1, default=str))

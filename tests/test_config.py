@@ -143,6 +143,7 @@ def test_example_stack_in_the_repository_loads() -> None:
 
     from modelyard.catalog.catalog import build_catalog
     from modelyard.engine import build_policies
+    from modelyard.routing.cascade import CascadePolicy
     from modelyard.routing.policies import FixedPolicy
 
     path = Path(__file__).resolve().parents[1] / "examples" / "stack.yaml"
@@ -154,3 +155,10 @@ def test_example_stack_in_the_repository_loads() -> None:
     coder = build_policies(config)["coder"]
     assert isinstance(coder, FixedPolicy)
     assert coder.wanted() == ["anthropic/claude-sonnet-4-5", "openai/gpt-5-mini"]
+    frugal = build_policies(config)["frugal"]
+    assert isinstance(frugal, CascadePolicy)
+    assert [getattr(t, "model", t) for t in frugal.settings.tiers] == [
+        "ollama/llama3.2",
+        "openai/gpt-5-mini",
+        "anthropic/claude-sonnet-4-5",
+    ]

@@ -24,6 +24,7 @@ from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.specialists.cli import app as specialist_app
 from modelyard.types import ChatRequest, Message
+from modelyard.verifiers.cli import app as verifier_app
 
 app = typer.Typer(help="modelyard: route each request to the cheapest model that is good enough.")
 route_app = typer.Typer(help="Inspect routing decisions without calling a model.")
@@ -33,6 +34,7 @@ app.add_typer(specialist_app, name="specialist")
 app.add_typer(router_app, name="router")
 app.add_typer(keys_app, name="keys")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(verifier_app, name="verifier")
 console = Console()
 
 ConfigOpt = Annotated[

@@ -233,7 +233,7 @@ def load(path: str | Path) -> Config:
 
 def cross_check(config: Config, source: str) -> None:
     """Resolve every reference; the first dangling one raises."""
-    from modelyard.plugins import adapter_names, validate_policy_settings
+    from modelyard.plugins import POLICIES, adapter_names, load, validate_policy_settings
 
     models = sorted(config.models)
     for name, dep in config.deployments.items():
@@ -266,6 +266,10 @@ def cross_check(config: Config, source: str) -> None:
     for name, policy in config.policies.items():
         settings = policy.model_extra or {}
         validate_policy_settings(policy.type, settings, f"{source}: policies.{name}")
+        # A policy that names models in its own shapes (a cascade's tiers) checks them.
+        check_references = getattr(load(POLICIES, policy.type), "check_references", None)
+        if check_references is not None:
+            check_references(name, settings, config, f"{source}: policies.{name}")
         named = [(k, settings.get(k)) for k in ("model", "strong", "weak")] + [
             (f"fallback.{i}", m) for i, m in enumerate(settings.get("fallback") or [])
         ]

@@ -57,6 +57,10 @@ class Engine:
     # Issue 12: budgets and rate limits (None: no budgets, no keys).
     gate: BudgetGate | None = None
 
+    def __post_init__(self) -> None:
+        # A cascade's judge is a call like any other: planned by this router.
+        self.executor.planner = self.route
+
     def route(self, request: ChatRequest, allowance: Allowance | None = None) -> Decision:
         """Dry run: the decision and its reasons, without calling any model.
 
@@ -76,7 +80,7 @@ class Engine:
         principal: Principal | None = None,
     ) -> tuple[Decision, Outcome]:
         decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, who)
+        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
         return decision, await self.executor.complete(decision, request, ctx)
 
     async def stream(
@@ -88,7 +92,7 @@ class Engine:
         principal: Principal | None = None,
     ) -> LiveStream:
         decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, who)
+        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
         return await self.executor.stream(decision, request, ctx)
 
     async def prepare(
@@ -164,6 +168,9 @@ def build_policies(config: Config) -> dict[str, Policy]:
                     "weak": resolve(settings.weak, settings.weak),
                 }
             )
+        with_aliases = getattr(settings, "with_aliases", None)
+        if with_aliases is not None:
+            settings = with_aliases(config.aliases)
         policies[name] = cls(settings)
     return policies
 

@@ -18,6 +18,7 @@ executor reads `retryable`; it never keeps isinstance lists.
     ├── RateLimitedError            429  a key's requests/tokens per minute; Retry-After
     ├── PayloadTooLargeError        413  the request body is over the server's limit
     ├── ModelNotFoundError          404  unknown model / alias / policy name
+    ├── AnswerRejectedError              a cascade's verifier said no: ledger only
     ├── ClientClosedError           499  the caller disconnected; upstream call cancelled
     ├── ServiceUnavailableError     503  nothing can serve (no provider keys, ...)
     │   └── AllAttemptsFailedError  503  every qualified model was tried and failed
@@ -266,3 +267,11 @@ class LowConfidenceError(ProviderError):
         self.confidence = confidence
         self.threshold = threshold
         self.completion = completion
+
+
+class AnswerRejectedError(ModelyardError):
+    """Not a failure: a cascade's verifier rejected a step's answer, so the request
+    escalated to the next step. Never raised to the caller; it names the reason on
+    the `escalated` ledger record of the rejected answer."""
+
+    code = "answer_rejected"

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -69,6 +69,9 @@ from modelyard.providers.base import ChatProvider
 from modelyard.routing.plan import Decision, RankedCandidate
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
+if TYPE_CHECKING:
+    from modelyard.cascade.trace import CascadeTrace
+
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
 log = logging.getLogger("modelyard.executor")
@@ -80,10 +83,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Identifies one caller request across its attempts."""
+    """Identifies one caller request across its attempts. `step` and `role` say which
+    step of a several-call decision (a cascade hop) the attempts serve, and as what."""
 
     request_id: str
     caller: str | None = None
+    step: int | None = None
+    role: str | None = None
     # Issue 12: the key, team and tags the attempt is billed to (budgets apply
     # only when set).
     principal: Principal | None = None
@@ -103,6 +109,8 @@ class Outcome:
     card: ModelCard
     cost_usd: Money
     failed: tuple[FailedAttempt, ...]
+    # A cascade's hops and verdicts; `cost_usd` is then the total of every hop.
+    cascade: CascadeTrace | None = None
 
 
 @dataclass
@@ -239,6 +247,9 @@ class Executor:
         self.clock = clock
         self.monotonic = monotonic
         self.capture_tasks = capture_tasks
+        # Plans a request (the Engine sets it to its router): a cascade's `judge`
+        # verifier routes its own call through it.
+        self.planner: Callable[[ChatRequest], Decision] | None = None
         # Issue 12: reserve before each attempt's write-ahead, settle after it.
         self.budgets: BudgetGate | None = None
 
@@ -318,6 +329,10 @@ class Executor:
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers (hedged if the
         policy asks for it)."""
+        if decision.cascade is not None:
+            from modelyard.cascade.runner import run_cascade
+
+            return await run_cascade(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def attempt(candidate: RankedCandidate) -> Outcome | None:
@@ -436,6 +451,10 @@ class Executor:
     ) -> LiveStream:
         """Open a stream, failing over (or racing, when hedged) until some candidate
         produces its first content."""
+        if decision.cascade is not None:
+            from modelyard.cascade.runner import stream_cascade
+
+            return await stream_cascade(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def open_one(candidate: RankedCandidate) -> _Opened | None:
@@ -556,6 +575,7 @@ class Executor:
         status: AttemptStatus,
         error: ModelyardError | None,
         confidence: float | None = None,
+        verifier_score: float | None = None,
         *,
         source: UsageSource = "reported",
     ) -> Money:
@@ -570,7 +590,16 @@ class Executor:
         # stored with it, so they are not built again.
         ahead = attempt.record_id is not None
         record = self._record(
-            decision, ctx, attempt, usage, status, error, confidence, source, reasons=not ahead
+            decision,
+            ctx,
+            attempt,
+            usage,
+            status,
+            error,
+            confidence,
+            source,
+            reasons=not ahead,
+            verifier_score=verifier_score,
         )
         self._report_health(card.deployment.name, status, error)
         with anyio.CancelScope(shield=True):
@@ -595,6 +624,7 @@ class Executor:
         source: UsageSource = "reported",
         *,
         reasons: bool = True,
+        verifier_score: float | None = None,
     ) -> CallRecord:
         card = attempt.candidate.card
         cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
@@ -624,6 +654,9 @@ class Executor:
             reasons=decision.explain() if reasons else {},
             confidence=confidence,
             usage_source=source,
+            step=ctx.step,
+            role=ctx.role,
+            verifier_score=verifier_score,
             key_id=who.key_id if who else None,
             team=who.team if who else None,
             tags=",".join(who.tags) if who and who.tags else None,

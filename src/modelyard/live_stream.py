@@ -22,6 +22,7 @@ from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 if TYPE_CHECKING:
+    from modelyard.cascade.trace import CascadeTrace
     from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt
 
 
@@ -57,6 +58,8 @@ class LiveStream:
         self.usage_source: UsageSource = "reported"
         self.confidence: float | None = None
         self.cost_usd: Money | None = billed_cost
+        # Set by a cascade: its hops and verdicts (for the response headers).
+        self.cascade: CascadeTrace | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"

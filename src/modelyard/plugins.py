@@ -1,4 +1,5 @@
-"""Registries for adapters, policies and scorers, filled from entry points.
+"""Registries for adapters, policies, scorers, verifiers and extractors, filled
+from entry points.
 
 Built-ins are declared in modelyard's own `pyproject.toml` under the same groups a
 plugin package would use (`modelyard.adapters`, `modelyard.policies`,
@@ -21,6 +22,8 @@ from modelyard.errors import ConfigError
 ADAPTERS = "modelyard.adapters"
 POLICIES = "modelyard.policies"
 SCORERS = "modelyard.scorers"
+VERIFIERS = "modelyard.verifiers"
+EXTRACTORS = "modelyard.extractors"
 
 
 @cache
@@ -61,3 +64,22 @@ def validate_policy_settings(policy_type: str, settings: dict[str, Any], where: 
             for e in exc.errors(include_url=False)
         )
         raise ConfigError(problems) from None
+
+
+def validate_verifier_settings(settings: Any, where: str) -> BaseModel:
+    """Validate a cascade's `verifier:` mapping with that verifier's own `Settings`."""
+    if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
+        raise ValueError("a verifier is a mapping with a 'type' (e.g. {type: agreement})")
+    kind = settings["type"]
+    if kind not in names(VERIFIERS):
+        known = ", ".join(sorted(names(VERIFIERS)))
+        raise ValueError(f"unknown verifier '{kind}' (known: {known})")
+    settings_model: type[BaseModel] = load(VERIFIERS, kind).Settings
+    try:
+        return settings_model.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ValueError(problems) from None

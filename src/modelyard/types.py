@@ -253,6 +253,9 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
     confidence: float | None = None
+    # The final answer already parsed out of `content` (a replayed dataset's `pred`):
+    # the agreement verifier compares it as is instead of running its extractors.
+    parsed_answer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -584,3 +584,44 @@ async def test_a_version_1_database_is_upgraded_in_place(
         assert [r.confidence for r in await upgraded.records()] == [None, 0.5]
     finally:
         await upgraded.close()
+
+
+# --- cascades: step, role and verifier score (m004) ---------------------------
+
+
+def test_m004_is_the_released_cascade_migration() -> None:
+    assert "m004_call_records_steps" in RELEASED
+    assert RELEASED.index("m004_call_records_steps") < RELEASED.index("m005_write_ahead")
+
+
+async def test_cascade_step_role_and_verifier_score_round_trip(ledger: LedgerStore) -> None:
+    rejected = rec(
+        "hop1", status="escalated", step=1, role="answer", verifier_score=0.25, model_id="cheap"
+    )
+    judge = rec("judge1", step=1, role="judge", attempt=2, model_id="judge-model")
+    served = rec("hop2", step=2, role="answer", verifier_score=1.0, attempt=3)
+    for r in (rejected, judge, served):
+        await ledger.write(r)
+    got = await ledger.records(request_id="req-1")
+    assert [(r.step, r.role, r.verifier_score, r.status) for r in got] == [
+        (1, "answer", 0.25, "escalated"),
+        (1, "judge", None, "ok"),
+        (2, "answer", 1.0, "ok"),
+    ]
+    assert got == [rejected, judge, served]
+
+
+async def test_a_verdict_known_only_at_the_end_completes_the_written_ahead_record(
+    ledger: LedgerStore,
+) -> None:
+    # A cascade learns an answer's role and its verifier score after the call: finishing
+    # the `started` record must store them (SQL stores update only outcome columns).
+    started = rec("ahead", status="started", step=1, role=None, verifier_score=None)
+    await ledger.start(started)
+    await ledger.finish(
+        dataclasses.replace(started, status="escalated", role="candidate", verifier_score=0.25)
+    )
+    (got,) = await ledger.records(request_id="req-1")
+    assert (got.status, got.step, got.role, got.verifier_score) == (
+        "escalated", 1, "candidate", 0.25,
+    )  # fmt: skip

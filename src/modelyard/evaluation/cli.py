@@ -22,8 +22,9 @@ from modelyard.errors import ModelyardError
 # Heavy imports (NumPy, the harness) happen inside the command, so `modelyard` itself
 # starts without the train extra.
 console = Console()
-# Learned routers, and the baselines they must beat (per-model and per-category means).
-KNOWN_ROUTERS = ("knn", "mlp", "mf", "mean", "category")
+# Learned routers, the baselines they must beat (per-model and per-category means), and
+# agreement cascades (on data with parsed answers).
+KNOWN_ROUTERS = ("knn", "mlp", "mf", "mean", "category", "cascade", "cascade-learned")
 # RouteLLM's pair is GPT-4 vs Mixtral 8x7B; AlpacaEval has both. Skipped when absent.
 DEFAULT_PAIRS = (("gpt4_1106_preview", "Mixtral-8x7B-Instruct-v0.1_concise"),)
 
@@ -75,8 +76,13 @@ class BarPhases:
 def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Outcome file or dataset folder.")],
     routers: Annotated[
-        str, typer.Option(help="Comma list of knn,mlp,mf and the baselines mean,category.")
-    ] = "knn,mlp,mf,mean,category",
+        str,
+        typer.Option(
+            help="Comma list of knn,mlp,mf, the baselines mean,category, and the cascade "
+            "families cascade (agreement; needs parsed answers) and cascade-learned "
+            "(a learned verifier; needs recorded answers)."
+        ),
+    ] = "knn,mlp,mf,mean,category,cascade",
     folds: Annotated[
         int, typer.Option(min=0, help="k folds (1 = one 80/20 split, 0 = no in-distribution).")
     ] = 5,

@@ -20,6 +20,7 @@ import anyio
 import numpy as np
 
 from modelyard.embeddings import Encoder
+from modelyard.evaluation.cascades import CascadeResult, run_cascades
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import pick_pair
 from modelyard.evaluation.plans import Plan, SplitSpec
@@ -31,6 +32,7 @@ from modelyard.evaluation.sweep import (
     run_router,
     run_singles,
 )
+from modelyard.evaluation.verified import run_learned_cascades
 from modelyard.learned.outcomes import OutcomeSet
 
 Progress = Callable[[str], None]
@@ -57,6 +59,7 @@ class PlanRuns:
     singles: dict[str, RoutedRun]
     tasks: list[RouterTask] = field(default_factory=list)
     results: list[RouterResult] = field(default_factory=list)
+    cascades: list[CascadeResult] = field(default_factory=list)
 
 
 def pairs_for(
@@ -83,6 +86,7 @@ def best_model(split: SplitSpec) -> str:
 
 
 def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTask]:
+    routers = [r for r in settings.routers if runnable(r, plan.test_data)]
     return [
         RouterTask(
             router=router,
@@ -97,11 +101,34 @@ def tasks_for(plan: Plan, encoder: Encoder, settings: Settings) -> list[RouterTa
             factory=settings.factory,
         )
         for split in plan.splits
-        for router in settings.routers
+        for router in routers
     ]
 
 
-def _task_in_worker(task: RouterTask) -> RouterResult:
+# The pseudo-router that evaluates agreement cascades (see `cascades`) instead of a
+# prompt-only router; it needs outcome data with parsed answers.
+CASCADE = "cascade"
+# Cascades with a learned verifier (see `verified`); they need recorded answers.
+CASCADE_LEARNED = "cascade-learned"
+CASCADE_FAMILIES = {CASCADE: run_cascades, CASCADE_LEARNED: run_learned_cascades}
+
+
+def runnable(router: str, data: OutcomeSet) -> bool:
+    """Whether `router` can be evaluated on `data`: agreement cascades need parsed
+    answers, learned-verifier cascades recorded ones."""
+    if router == CASCADE:
+        return bool(data.preds)
+    if router == CASCADE_LEARNED:
+        return bool(data.responses)
+    return True
+
+
+def _task_in_worker(task: RouterTask) -> RouterResult | CascadeResult:
+    family = CASCADE_FAMILIES.get(task.router)
+    if family is not None:
+        return anyio.run(
+            family, task.train, task.test, task.split, task.best_model, task.knobs, task.seed
+        )
     return anyio.run(run_router, task, time.perf_counter)
 
 
@@ -190,8 +217,11 @@ def run_plans(
                 report(label)
     for i, runs in enumerate(out):
         key = _singles_key(runs)
+        finished = [done[i, j] for j in range(len(runs.tasks))]
+        runs.results = [r for r in finished if isinstance(r, RouterResult)]
+        runs.cascades = [r for r in finished if isinstance(r, CascadeResult)]
+        runs.tasks = [t for t in runs.tasks if t.router not in CASCADE_FAMILIES]
         runs.singles = {
             m: run for (k, _), part in done.items() if k == key for m, run in part.items()
         }
-        runs.results = [done[i, j] for j in range(len(runs.tasks))]
     return out

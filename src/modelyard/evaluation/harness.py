@@ -325,7 +325,9 @@ class ReplayHarness:
         per_policy: dict[str, list[tuple[int, int, float, int]]] = defaultdict(list)
         for request_id, (policy, row) in self._requests.items():
             attempts = by_request.get(request_id, [])
-            answered = [r for r in attempts if r.status == "ok"]
+            # The served answer: a cascade's judge calls and its unchosen answers are
+            # billed `ok` too, but only the record with role `answer` reached the caller.
+            answered = [r for r in attempts if r.status == "ok" and r.role in (None, "answer")]
             model = columns[answered[-1].model_id] if answered else -1
             cost = float(sum((r.cost_usd for r in attempts), Decimal(0)))
             per_policy[policy].append((row, model, cost, len(attempts)))

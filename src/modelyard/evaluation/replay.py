@@ -99,6 +99,9 @@ class ReplayProvider:
             model=upstream_model,
             content=self.data.responses.get((prompt.id, upstream_model), ""),
             usage=usage,
+            # The benchmark's own parse of this answer, where the data has one: an
+            # `agreement` verifier then compares exactly what the benchmark scored.
+            parsed_answer=self.data.preds.get((prompt.id, upstream_model)),
         )
 
     def _cost(self, row: int, model: str) -> Decimal | None:

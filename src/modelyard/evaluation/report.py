@@ -118,6 +118,41 @@ def comparison_rows(ev: Summary) -> list[list[str]]:
     ]
 
 
+def cascade_rows(ev: Summary) -> list[list[str]]:
+    """The cascade family: AIQ, the operating point chosen on the training side (with
+    its paired interval against the best single model), hops and IBC."""
+    return [
+        _cascade_row(family, c) for family, c in ev.get("cascades", {}).items() if "selected" in c
+    ]
+
+
+def _cascade_row(family: str, c: dict[str, Any]) -> list[str]:
+    sel, hops, ibc = c["selected"], c["selected"]["hops"], c["selected"]["ibc"]
+    gap = sel["quality_minus_best_interval"]
+    return [
+        family,
+        _f(c["aiq"]),
+        _f(c["aiq_to_best_single"]),
+        f"{_f(sel['quality'])} / {_f(sel['cost_per_1k'], 4)}",
+        f"{gap['estimate']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}]",
+        _pct(sel["cost_share_of_best"]),
+        " / ".join(_pct(x) for x in hops["share_by_step"]),
+        f"{_pct(hops['escalation_rate'])} / {_pct(hops['wrong_caught'])}",
+        "-" if ibc["delta_ibc_pct"] is None else f"{ibc['delta_ibc_pct']:+.0f}%",
+    ]
+
+
+CASCADE_COLS = (
+    "family",
+    "AIQ",
+    "AIQ ≤ best $",
+    "chosen q / $1k",
+    "Δq vs best [95% CI]",
+    "$ vs best",
+    "answered at step 1/2/3",
+    "escalated / wrong caught",
+    "ΔIBC",
+)
 COMPARISON_COLS = ("router", "vs", "ΔAIQ [95% CI]", "ΔAIQ up to best single's $ [95% CI]")
 BASELINE_COLS = ("model / baseline", "$/1k req", "quality", "AIQ")
 ROUTER_COLS = (
@@ -146,6 +181,7 @@ def print_summary(ev: Summary, console: Console, *, points: bool = False) -> Non
         ("single models and baselines", BASELINE_COLS, baseline_rows(ev)),
         ("routers (operating point chosen on the training side)", ROUTER_COLS, router_rows(ev)),
         ("strong/weak pairs (RouteLLM metrics)", PAIR_COLS, pair_rows(ev)),
+        ("cascades (chosen on the training side)", CASCADE_COLS, cascade_rows(ev)),
         ("paired bootstrap against the baselines", COMPARISON_COLS, comparison_rows(ev)),
     ):
         console.print(_table(title, cols, rows))
@@ -344,6 +380,7 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append(_html_table(BASELINE_COLS, baseline_rows(ev)))
         parts.append(_html_table(ROUTER_COLS, router_rows(ev)))
         parts.append(_html_table(PAIR_COLS, pair_rows(ev)))
+        parts.append(_html_table(CASCADE_COLS, cascade_rows(ev)))
         parts.append(_html_table(COMPARISON_COLS, comparison_rows(ev)))
         parts.append(
             "<details><summary>every swept point</summary>"

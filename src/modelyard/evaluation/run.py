@@ -14,7 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelyard.evaluation.encoding import PrecomputedEncoder
-from modelyard.evaluation.evaluate import SINGLES_PER_JOB, Settings, run_plans
+from modelyard.evaluation.evaluate import (
+    CASCADE_LEARNED,
+    SINGLES_PER_JOB,
+    Settings,
+    run_plans,
+    runnable,
+)
 from modelyard.evaluation.plans import Plan, cross_dataset, cross_task, in_distribution
 from modelyard.evaluation.summary import summarise
 from modelyard.learned.outcomes import OutcomeSet, load_outcomes
@@ -99,7 +105,9 @@ def task_count(plans: Sequence[Plan], settings: Settings) -> int:
     (split, router)."""
     test_sets = {id(p.test_data): p.test_data for p in plans}
     groups = sum(-(-len(d.models) // SINGLES_PER_JOB) for d in test_sets.values())
-    return groups + sum(len(p.splits) * len(settings.routers) for p in plans)
+    return groups + sum(
+        len(p.splits) * sum(runnable(r, p.test_data) for r in settings.routers) for p in plans
+    )
 
 
 def run_evaluations(study: Study, phases: Phases | None = None) -> dict[str, Any]:
@@ -119,9 +127,10 @@ def run_evaluations(study: Study, phases: Phases | None = None) -> dict[str, Any
     encoder.warm(texts, report.advance, cache_dir=study.vector_cache)
     t_embed = time.perf_counter() - t0
     # Routers are scored on quality and cost; the answer texts only cost memory and
-    # the time to send them to every worker process.
-    data = data.without_responses()
-    other = other.without_responses() if other is not None else None
+    # the time to send them to every worker process (a learned verifier reads them).
+    if CASCADE_LEARNED not in study.settings.routers:
+        data = data.without_responses()
+        other = other.without_responses() if other is not None else None
     plans = plans_for(study, data, other, encoder)
     report.start("training and replaying", task_count(plans, study.settings))
     evaluations = [

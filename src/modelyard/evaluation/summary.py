@@ -20,6 +20,8 @@ from modelyard.evaluation.bootstrap import (
     paired_interval,
     resamples,
 )
+from modelyard.evaluation.cascade_summary import cascade_curve, summarise_cascades
+from modelyard.evaluation.cascades import CascadeResult
 from modelyard.evaluation.evaluate import PlanRuns
 from modelyard.evaluation.harness import RoutedRun
 from modelyard.evaluation.metrics import (
@@ -128,7 +130,31 @@ class Summariser:
             },
             "pairs": self.pair_baselines(),
             "routers": routers,
+            "cascades": self.cascades(best),
             "comparisons": self.comparisons(best),
+        }
+
+    def cascade_families(self) -> dict[str, list[CascadeResult]]:
+        families: dict[str, list[CascadeResult]] = {}
+        for result in self.runs.cascades:
+            if result.runs:
+                families.setdefault(result.family, []).append(result)
+        return families
+
+    def cascades(self, best: Point) -> dict[str, Any]:
+        """Each cascade family's figures (`cascade_summary`)."""
+        return {
+            family: summarise_cascades(
+                results,
+                self.data,
+                self.runs.singles,
+                self.aiq_statistics(best),
+                self.samples,
+                self.lo,
+                self.hi,
+                best,
+            )
+            for family, results in self.cascade_families().items()
         }
 
     def router_curve(self, router: str) -> Curve:
@@ -164,19 +190,23 @@ class Summariser:
         intervals over the test prompts (see `bootstrap`)."""
         routers = list(dict.fromkeys(r.router for r in self.runs.results))
         curves = {name: self.router_curve(name) for name in routers}
+        families = self.cascade_families()
+        curves |= {family: cascade_curve(results) for family, results in families.items()}
         curves["random mix"] = Curve.of([self.single_run(m) for m in self.data.models])
         stats = self.aiq_statistics(best)
         against = [b for b in BASELINE_ROUTERS if b in curves] + ["random mix"]
+        # A cascade family is set against every prompt-only router and the random mix.
+        plan = {r: against for r in routers} | {f: [*routers, "random mix"] for f in families}
         return {
             router: {
                 base: {
                     stat: paired_interval(curves[router], curves[base], fn, self.samples)
                     for stat, fn in stats.items()
                 }
-                for base in against
+                for base in bases
                 if base != router
             }
-            for router in routers
+            for router, bases in plan.items()
         }
 
     def split_info(self, name: str) -> dict[str, Any]:

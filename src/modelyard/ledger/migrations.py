@@ -177,6 +177,10 @@ def _ledger_writers_v1(metadata: MetaData) -> Table:
 metadata = MetaData()
 call_records = _call_records_v1(metadata)
 call_records.append_column(Column("confidence", Float, nullable=True))
+# m004: which step of a cascade, in what role, and the verifier's score.
+call_records.append_column(Column("step", Integer, nullable=True))
+call_records.append_column(Column("role", String(16), nullable=True))
+call_records.append_column(Column("verifier_score", Float, nullable=True))
 # m005: where the token counts came from, and which process wrote a `started` record.
 call_records.append_column(Column("usage_source", Text, nullable=True))
 call_records.append_column(Column("owner", Text, nullable=True))
@@ -209,6 +213,19 @@ def m002_call_records_confidence(conn: Connection) -> None:
 def m003_exchanges(conn: Connection) -> None:
     """Create `exchanges` (captured prompts and answers, for distillation)."""
     _exchanges_v1(MetaData()).create(conn)
+
+
+def m004_call_records_steps(conn: Connection) -> None:
+    """Add `step`, `role` and `verifier_score`: which hop of a cascade an attempt
+    served, as what (answer or judge), and the verifier's score of its answer.
+    Nullable, so every existing row reads as a single-step call."""
+    for name, column_type in (
+        ("step", Integer()),
+        ("role", String(16)),
+        ("verifier_score", Float()),
+    ):
+        compiled = column_type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE call_records ADD COLUMN {name} {compiled}"))
 
 
 def m005_write_ahead(conn: Connection) -> None:
@@ -280,6 +297,7 @@ MIGRATIONS: list[Migration] = [
     ("m001_call_records", m001_call_records),
     ("m002_call_records_confidence", m002_call_records_confidence),
     ("m003_exchanges", m003_exchanges),
+    ("m004_call_records_steps", m004_call_records_steps),
     ("m005_write_ahead", m005_write_ahead),
     ("m006_keys_budgets", m006_keys_budgets),
 ]

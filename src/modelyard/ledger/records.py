@@ -60,6 +60,13 @@ class CallRecord:
     # A classifier's calibrated confidence in its answer (specialists); None for LLMs.
     confidence: float | None = None
     usage_source: UsageSource = "reported"
+    # Several calls per request (cascades): which step (hop, 1-based) of the decision
+    # this attempt belongs to, its role (`answer`: the answer the caller was served;
+    # `candidate`: any other attempt at an answer; `judge`: a verifier's model call),
+    # and the verifier's score of its answer. None for single-step decisions.
+    step: int | None = None
+    role: str | None = None
+    verifier_score: float | None = None
     # m006 (issue 12): who spent it. `caller` above is the end user (`user`).
     key_id: str | None = None
     team: str | None = None

@@ -106,6 +106,9 @@ _OUTCOME: Final = (
     "streamed",
     "confidence",
     "usage_source",
+    # A cascade learns an answer's role and score only once the verifier has spoken.
+    "role",
+    "verifier_score",
 )
 _c = call_records.c
 # Built once: SQLAlchemy compiles each statement once and reuses it from its cache,

@@ -2,21 +2,26 @@
 
 A `Decision` is data. The executor interprets it; the ledger stores its
 `explain()` next to every attempt; `/v1/route` returns it without calling a model.
-Plan kinds: `single` (one model, no fallback) and `fallback` (an ordered list of
-qualified models, tried in turn on retryable failures). Cascade and council plans
-are later kinds of the same value.
+Plan kinds: `single` (one model, no fallback), `fallback` (an ordered list of
+qualified models, tried in turn on retryable failures) and `cascade` (steps run one
+after another until a verifier accepts a step's answer; each step is one or more
+slots answering in parallel, each slot a ranked list with its own fallback). A
+council plan is a later kind of the same value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.catalog.cards import ModelCard
 from modelyard.types import Requirements
 
-PlanKind = Literal["single", "fallback"]
+if TYPE_CHECKING:
+    from modelyard.verifiers.base import Verifier
+
+PlanKind = Literal["single", "fallback", "cascade"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,48 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One hop of a cascade: `slots` answer in parallel (one slot: a plain hop); each
+    slot is a ranked list of qualified candidates, the later ones its fallback."""
+
+    number: int
+    tier: int
+    slots: tuple[tuple[RankedCandidate, ...], ...]
+
+    @property
+    def label(self) -> str:
+        """The hop's primary models, `+`-joined when it answers in parallel."""
+        return "+".join(slot[0].card.id for slot in self.slots)
+
+
+@dataclass(frozen=True, slots=True)
+class CascadePlan:
+    """The steps of a cascade, in order, and the verifier that judges each step's
+    answers (the last step's answer is served without a verdict: nothing is left to
+    escalate to). `verifier_settings` describes the verifier for explanations."""
+
+    steps: tuple[Step, ...]
+    verifier: Verifier
+    verifier_settings: dict[str, Any]
+    max_hops: int
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "verifier": self.verifier_settings,
+            "max_hops": self.max_hops,
+            "steps": [
+                {
+                    "step": step.number,
+                    "tier": step.tier,
+                    "parallel": len(step.slots) > 1,
+                    "slots": [[c.card.id for c in slot] for slot in step.slots],
+                }
+                for step in self.steps
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The router's answer: ordered candidates (first = primary), and everything dropped."""
 
@@ -67,6 +114,7 @@ class Decision:
     scorer_version: str
     notes: tuple[str, ...] = field(default=())
     hedge_after_ms: float | None = None
+    cascade: CascadePlan | None = None
     # Issue 12: why the plan was downgraded or capped to fit a budget, and the cap.
     budget_note: str | None = None
     capped_max_tokens: int | None = None
@@ -80,7 +128,7 @@ class Decision:
 
     def _explain(self) -> dict[str, Any]:
         req = self.requirements
-        return {
+        explained = {
             "decision_id": self.id,
             "policy": self.policy,
             "kind": self.kind,
@@ -110,3 +158,6 @@ class Decision:
             "notes": list(self.notes),
             "hedge_after_ms": self.hedge_after_ms,
         }
+        if self.cascade is not None:
+            explained["cascade"] = self.cascade.explain()
+        return explained

@@ -110,20 +110,31 @@ class Router:
             note, cap = fitted.note, fitted.cap
             if cap is not None:
                 req = replace(req, max_output_tokens=cap)
+        candidates = tuple(
+            RankedCandidate(c.card, c.score, rank, why)
+            for rank, (c, why) in enumerate(ranking, start=1)
+        )
+        # A cascade's steps are built over the same qualified candidates; a tier
+        # none of whose models qualified is skipped with their reasons.
+        plan_cascade = getattr(target.policy, "plan_cascade", None)
+        cascade, notes = (
+            (None, [])
+            if plan_cascade is None
+            else plan_cascade(candidates, {r.model_id: r.reason for r in rejected})
+        )
         return Decision(
             id=f"dec_{rng.getrandbits(96):024x}",
             policy=target.name,
-            kind=target.policy.kind if len(ranking) > 1 else "single",
-            candidates=tuple(
-                RankedCandidate(c.card, c.score, rank, why)
-                for rank, (c, why) in enumerate(ranking, start=1)
-            ),
+            kind="cascade" if cascade else target.policy.kind if len(ranking) > 1 else "single",
+            candidates=candidates,
             rejected=rejected,
             requirements=req,
             scorer_version=self.scorer.version,
-            hedge_after_ms=getattr(
-                getattr(target.policy, "settings", None), "hedge_after_ms", None
-            ),
+            notes=tuple(notes),
+            hedge_after_ms=None
+            if cascade
+            else getattr(getattr(target.policy, "settings", None), "hedge_after_ms", None),
+            cascade=cascade,
             budget_note=note,
             capped_max_tokens=cap,
         )

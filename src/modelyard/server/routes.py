@@ -105,8 +105,11 @@ async def chat_completions(
         failed=outcome.failed,
     )
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
+    # For a cascade, the cost of every hop and verifier call.
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
     headers.update(await _budget_headers(engine, who, decision.budget_note))
+    if outcome.cascade is not None:
+        headers.update(outcome.cascade.headers())
     return SafeJSONResponse(payload, headers=headers)
 
 
@@ -153,6 +156,10 @@ def _sse_response(
     headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
     headers["cache-control"] = "no-cache"
     headers.update(extra)
+    if live.cascade is not None:
+        headers.update(live.cascade.headers())
+        if live.cost_usd is not None:  # held back until accepted: every hop is billed
+            headers["x-modelyard-cost-usd"] = str(live.cost_usd)
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
@@ -161,6 +168,8 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
     try:
         async for chunk in live:
             cost = live.card.prices.cost(chunk.usage) if chunk.usage else None
+            if cost is not None and live.cascade is not None and live.cost_usd is not None:
+                cost = live.cost_usd  # a held-back cascade: what the caller pays, every hop
             for event in renderer.events(chunk, cost):
                 yield event
     except ModelyardError as exc:
