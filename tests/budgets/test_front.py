@@ -119,3 +119,18 @@ def test_a_connection_that_never_finishes_its_headers_is_closed() -> None:
         client.close()
     finally:
         server.should_exit = True
+
+
+def test_a_non_loopback_bind_requires_keys_and_a_loopback_one_checks_hosts() -> None:
+    from modelyard.app_factory import Stack, allowed_hosts, is_loopback
+    from modelyard.ledger import InMemoryLedger
+    from tests.stack import ENV, stack_config
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "localhost"))
+    assert not is_loopback("0.0.0.0")
+    assert allowed_hosts(None, "127.0.0.1") == LOOPBACK_HOSTS
+    assert allowed_hosts(None, "0.0.0.0") is None
+    assert allowed_hosts(["gw.example"], "0.0.0.0") == ("gw.example",)
+    stack = Stack(stack_config(), "t.yaml", ENV)
+    assert stack.create_app(InMemoryLedger(), bind_host="0.0.0.0").state.auth.require_always
+    assert not stack.create_app(InMemoryLedger()).state.auth.require_always

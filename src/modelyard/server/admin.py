@@ -37,7 +37,10 @@ def require_admin(request: Request) -> None:
         raise AuthenticationError("invalid admin key")
 
 
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+# Not in the public OpenAPI schema: an operator API, documented in the README.
+router = APIRouter(
+    prefix="/admin", dependencies=[Depends(require_admin)], include_in_schema=False
+)
 
 
 def _store(request: Request) -> KeyStore:
