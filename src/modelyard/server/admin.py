@@ -38,9 +38,7 @@ def require_admin(request: Request) -> None:
 
 
 # Not in the public OpenAPI schema: an operator API, documented in the README.
-router = APIRouter(
-    prefix="/admin", dependencies=[Depends(require_admin)], include_in_schema=False
-)
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], include_in_schema=False)
 
 
 def _store(request: Request) -> KeyStore:
