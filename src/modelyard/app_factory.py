@@ -58,16 +58,75 @@ class Stack:
             self.config, env=self.env, ledger=ledger, client=client, source=self.source
         )
 
-    def create_app(self, ledger: LedgerStore | None = None) -> FastAPI:
-        """The gateway app; it opens the ledger and closes the HTTP client on shutdown."""
-        from modelyard.server.app import create_app
+    def create_app(
+        self, ledger: LedgerStore | None = None, *, bind_host: str | None = None
+    ) -> FastAPI:
+        """The gateway app; it opens the ledger, the key store and the budget gate (with
+        Redis when `MODELYARD_REDIS_URL` is set), and closes them on shutdown.
+        `bind_host`: the address served on (default the config's); off loopback,
+        every `/v1/*` call needs a key."""
+        from modelyard.budgets.wiring import Budgets, attach
+        from modelyard.server.app import FrontSettings, create_app
+        from modelyard.server.auth import Authenticator
 
         ledger = ledger or open_ledger(self.ledger_url)
         client = httpx.AsyncClient(limits=UPSTREAM_LIMITS)
         engine = self.build_engine(ledger, client)
-        return create_app(
-            engine, on_startup=[ledger.open], on_shutdown=[client.aclose, ledger.close]
+        server = self.config.server
+        host = bind_host or server.host
+        front = FrontSettings(
+            max_body_bytes=server.max_body_bytes,
+            allowed_hosts=allowed_hosts(server.allowed_hosts, host),
+            docs=server.docs,
+            require_auth=not is_loopback(host),
+            admin_key=self.env.get("MODELYARD_ADMIN_KEY") or None,
         )
+        auth = Authenticator(require_always=front.require_auth)
+        started: list[Budgets] = []
+
+        async def open_all() -> None:
+            await ledger.open()
+            budgets = await attach(engine, ledger, self.config.budgets, self.env)
+            auth.keys = budgets.keys
+            app.state.keys = budgets.keys
+            started.append(budgets)
+
+        async def close_budgets() -> None:
+            for budgets in started:
+                await budgets.close()
+
+        app = create_app(
+            engine,
+            on_startup=[open_all],
+            on_shutdown=[client.aclose, close_budgets, ledger.close],
+            front=front,
+            authenticator=auth,
+        )
+        return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a bind address) is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(configured: Sequence[str] | None, bind_host: str) -> tuple[str, ...] | None:
+    """The `Host` values to answer: the configured list; else the loopback names for a
+    loopback bind (DNS rebinding); else any (None)."""
+    if configured is not None:
+        return tuple(configured)
+    if is_loopback(bind_host):
+        from modelyard.server.front import LOOPBACK_HOSTS
+
+        return LOOPBACK_HOSTS
+    return None
 
 
 def load_stack(path: str | None, local: Sequence[str], env: Mapping[str, str]) -> Stack:

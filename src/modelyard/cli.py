@@ -19,6 +19,7 @@ from rich.table import Table
 from modelyard.app_factory import Stack, load_stack
 from modelyard.errors import ModelyardError
 from modelyard.evaluation.cli import eval_command
+from modelyard.keys_cli import USAGE_GROUPS, budgets_app, keys_app, print_usage_by
 from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.specialists.cli import app as specialist_app
@@ -31,6 +32,8 @@ app.add_typer(route_app, name="route")
 app.command("eval")(eval_command)
 app.add_typer(specialist_app, name="specialist")
 app.add_typer(router_app, name="router")
+app.add_typer(keys_app, name="keys")
+app.add_typer(budgets_app, name="budgets")
 app.add_typer(verifier_app, name="verifier")
 console = Console()
 
@@ -81,11 +84,14 @@ def serve(
         console.print("  no provider enabled: chat calls will get 503 until a key is set")
     bind_host = host or stack.config.server.host
     bind_port = port or stack.config.server.port
+    from modelyard.server.front import header_timeout_protocol
+
     uvicorn.run(
-        stack.create_app(),
+        stack.create_app(bind_host=bind_host),
         host=bind_host,
         port=bind_port,
         log_level="info",
+        http=header_timeout_protocol(stack.config.server.header_timeout_s),
         # h11 answers headers past its buffer with a plain-text 400; a larger buffer
         # lets the app's own check answer up to 1 MiB of headers in OpenAI's shape.
         h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
@@ -150,11 +156,16 @@ def route_explain(
 @app.command()
 def usage(
     days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
-    by: Annotated[str, typer.Option(help="model, day, or model,day")] = "model,day",
+    by: Annotated[
+        str, typer.Option(help="model, day, or model,day; or any of key,team,user,model")
+    ] = "model,day",
     database: Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")] = None,
 ) -> None:
-    """Spend and calls from the ledger, by model and by day."""
+    """Spend and calls from the ledger, by model and by day (or by key, team, user)."""
     groups = tuple(g.strip() for g in by.split(",") if g.strip())
+    if groups and set(groups) - {"model", "day"} and set(groups) <= set(USAGE_GROUPS):
+        print_usage_by(database or ledger_url_from_env(), days, groups)
+        return
     if not groups or any(g not in ("model", "day") for g in groups):
         console.print("[red]error:[/red] --by takes model, day, or model,day")
         raise typer.Exit(2)

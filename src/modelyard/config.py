@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -146,8 +146,30 @@ class ScorerConfig(_Strict):
 
 
 class ServerConfig(_Strict):
+    """Where the gateway listens, and its front door (issue 12): the body-size limit,
+    the deadline for a request's headers, the hosts it answers to (default: the
+    loopback names when bound to loopback, any otherwise; `*` for any), and whether
+    `/docs` and `/openapi.json` are served."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=4000, gt=0, lt=65536)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    allowed_hosts: list[str] | None = None
+    docs: bool = False
+
+
+class BudgetsConfig(_Strict):
+    """Budget enforcement (see `modelyard.budgets`). `reservation_ttl_s`: how long a
+    reservation outlives a replica that died mid-call (longer than any request);
+    `on_redis_down`: `closed` (503) or `local` (per-replica limits, a warning);
+    `MODELYARD_REDIS_DOWN` overrides it. The Redis URL itself comes only from
+    `MODELYARD_REDIS_URL` (it may hold a password)."""
+
+    reservation_ttl_s: float = Field(default=360.0, gt=0)
+    refresh_s: float = Field(default=5.0, ge=0)
+    on_redis_down: Literal["closed", "local"] = "closed"
+    redis_prefix: str = Field(default="modelyard:", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
 
 
 class CaptureConfig(_Strict):
@@ -171,6 +193,7 @@ class Config(_Strict):
     specialists: dict[str, SpecialistConfig] = Field(default_factory=dict)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -13,17 +13,21 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import httpx
 
 from modelyard import plugins
 from modelyard.attempts import watch_network
+from modelyard.budgets.fit import Allowance
+from modelyard.budgets.gate import BudgetGate
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
+from modelyard.errors import PermissionDeniedError
 from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
+from modelyard.keys import Principal
 from modelyard.ledger.records import LedgerStore
 from modelyard.live_stream import LiveStream
 from modelyard.providers.base import ChatProvider, DeploymentSettings
@@ -50,33 +54,96 @@ class Engine:
     ledger: LedgerStore
     rng: random.Random
     ids: Callable[[], str] = new_id
+    # Issue 12: budgets and rate limits (None: no budgets, no keys).
+    gate: BudgetGate | None = None
 
     def __post_init__(self) -> None:
         # A cascade's judge is a call like any other: planned by this router.
         self.executor.planner = self.route
 
-    def route(self, request: ChatRequest) -> Decision:
+    def route(self, request: ChatRequest, allowance: Allowance | None = None) -> Decision:
         """Dry run: the decision and its reasons, without calling any model.
 
         Plans against the current health snapshot, so open circuits and 429
-        cool-downs show up as rejection reasons."""
+        cool-downs show up as rejection reasons; and against `allowance` (the
+        caller's allowed models and budget headroom) when given."""
         executor = self.executor
         unhealthy = executor.health.unavailable(executor.monotonic())
-        return self.router.plan(request, self.rng, unhealthy)
+        return self.router.plan(request, self.rng, unhealthy, allowance)
 
     async def complete(
-        self, request: ChatRequest, *, request_id: str | None = None, caller: str | None = None
+        self,
+        request: ChatRequest,
+        *,
+        request_id: str | None = None,
+        caller: str | None = None,
+        principal: Principal | None = None,
     ) -> tuple[Decision, Outcome]:
-        decision = self.route(request)
-        ctx = CallContext(request_id or self.ids(), caller or request.user)
+        decision, request, who = await self.prepare(request, principal)
+        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
         return decision, await self.executor.complete(decision, request, ctx)
 
     async def stream(
-        self, request: ChatRequest, *, request_id: str | None = None, caller: str | None = None
+        self,
+        request: ChatRequest,
+        *,
+        request_id: str | None = None,
+        caller: str | None = None,
+        principal: Principal | None = None,
     ) -> LiveStream:
-        decision = self.route(request)
-        ctx = CallContext(request_id or self.ids(), caller or request.user)
+        decision, request, who = await self.prepare(request, principal)
+        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
         return await self.executor.stream(decision, request, ctx)
+
+    async def prepare(
+        self, request: ChatRequest, principal: Principal | None
+    ) -> tuple[Decision, ChatRequest, Principal | None]:
+        """Check the key's rules (403), plan against its budget headroom, count its
+        rate limits (429), and cap `max_tokens` if the plan did."""
+        if self.gate is None or principal is None:
+            return self.route(request), request, principal
+        if principal.user is None and request.user:
+            principal = replace(principal, user=request.user)
+        check_access(self, principal, request)
+        decision = self.route(request, await self.gate.allowance(principal))
+        req = decision.requirements
+        await self.gate.admit(principal, req.prompt_tokens + (req.max_output_tokens or 0))
+        cap = decision.capped_max_tokens
+        if cap is not None:
+            field = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+            request = request.model_copy(update={field: cap})
+        return decision, request, principal
+
+
+def check_access(engine: Engine, principal: Principal, request: ChatRequest) -> None:
+    """403 naming the rule when the key may not use the model, policy or data class
+    the request asks for."""
+    key = principal.key
+    if key is None:
+        return
+    target = engine.router.resolve(request)
+    if target.name in engine.router.policies or target.name == "auto":
+        policy = engine.router.default_policy if target.name == "auto" else target.name
+        if not key.allows_policy(policy):
+            raise PermissionDeniedError(
+                f"key '{key.name}' may not use policy '{policy}' "
+                f"(allowed policies: {', '.join(key.policies)})",
+                param="model",
+            )
+    else:
+        card = engine.catalog.resolve(target.name)
+        if card is not None and not key.allows_model(card.id):
+            raise PermissionDeniedError(
+                f"key '{key.name}' may not use model '{card.id}' "
+                f"(allowed models: {', '.join(key.models)})",
+                param="model",
+            )
+    data_class = request.modelyard.data_class
+    if data_class is not None and not key.allows_data_class(data_class):
+        raise PermissionDeniedError(
+            f"key '{key.name}' may not send {data_class.value} data "
+            f"(its max data class is {key.max_data_class.value if key.max_data_class else '-'})"
+        )
 
 
 def build_policies(config: Config) -> dict[str, Policy]:

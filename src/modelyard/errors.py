@@ -11,6 +11,12 @@ executor reads `retryable`; it never keeps isinstance lists.
     ├── InvalidRequestError         400  the caller's fault
     │   ├── ContextLengthError      400  prompt + max_tokens fits no model's window
     │   └── NoQualifiedModelError   400  no model meets the request's requirements
+    ├── AuthenticationError         401  missing, unknown, revoked or expired key
+    ├── PermissionDeniedError       403  a key used outside its models/policies/data classes
+    ├── BudgetExceededError         402  no qualified model fits a budget (names it, and
+    │                                    when it resets)
+    ├── RateLimitedError            429  a key's requests/tokens per minute; Retry-After
+    ├── PayloadTooLargeError        413  the request body is over the server's limit
     ├── ModelNotFoundError          404  unknown model / alias / policy name
     ├── AnswerRejectedError              a cascade's verifier said no: ledger only
     ├── ClientClosedError           499  the caller disconnected; upstream call cancelled
@@ -99,6 +105,49 @@ class ClientClosedError(ModelyardError):
     status_code = 499
     error_type = "client_closed_request"
     code = "client_closed_request"
+
+
+class AuthenticationError(ModelyardError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(ModelyardError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "permission_denied"
+
+
+class BudgetExceededError(ModelyardError):
+    """Nothing qualified fits a budget: `budget` names it, `resets_at` says when."""
+
+    status_code = 402
+    error_type = "insufficient_quota"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, budget: str = "", resets_at: str | None = None) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.resets_at = resets_at
+
+
+class RateLimitedError(ModelyardError):
+    """A key's own rate limit (not an upstream's): retry after `retry_after` seconds."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLargeError(ModelyardError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
 
 
 class ModelNotFoundError(ModelyardError):

@@ -34,10 +34,13 @@ from modelyard.attempts import (
     safe_cost,
     with_usage,
 )
+from modelyard.budgets.gate import BudgetGate
+from modelyard.budgets.spec import budget_cost
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.tokens import count_text, scale_for_family
 from modelyard.errors import (
     AllAttemptsFailedError,
+    BudgetExceededError,
     LowConfidenceError,
     ModelyardError,
     ProviderError,
@@ -46,6 +49,7 @@ from modelyard.errors import (
     ProviderTimeoutError,
 )
 from modelyard.health import HealthState, InProcessHealth
+from modelyard.keys import Principal
 from modelyard.ledger.records import (
     OPEN_STATUS,
     AttemptStatus,
@@ -86,6 +90,9 @@ class CallContext:
     caller: str | None = None
     step: int | None = None
     role: str | None = None
+    # Issue 12: the key, team and tags the attempt is billed to (budgets apply
+    # only when set).
+    principal: Principal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,8 @@ class Executor:
         # Plans a request (the Engine sets it to its router): a cascade's `judge`
         # verifier routes its own call through it.
         self.planner: Callable[[ChatRequest], Decision] | None = None
+        # Issue 12: reserve before each attempt's write-ahead, settle after it.
+        self.budgets: BudgetGate | None = None
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
         """An attempt's book-keeping, not written ahead: `bill` then writes its record
@@ -262,9 +271,35 @@ class Executor:
         req = decision.requirements
         estimate = reservation(card, req.prompt_tokens, req.max_output_tokens)
         record = self._record(decision, ctx, attempt, estimate, OPEN_STATUS, None, None)
-        with anyio.CancelScope(shield=True):
-            await self.ledger.start(replace(record, latency_ms=0.0, usage_source="estimated"))
+        gate = self.budgets if ctx.principal is not None else None
+        if gate is not None and ctx.principal is not None:
+            # Reserved before the write-ahead: a refused reservation writes nothing.
+            amount = budget_cost(card, req.prompt_tokens, req.max_output_tokens)
+            # Shielded: a reservation made must be known, to be settled or released.
+            with anyio.CancelScope(shield=True):
+                await gate.reserve(attempt.record_id, ctx.principal, amount)
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.ledger.start(replace(record, latency_ms=0.0, usage_source="estimated"))
+        except BaseException:
+            if gate is not None:
+                with anyio.CancelScope(shield=True):
+                    await gate.release(attempt.record_id)
+            raise
         return attempt
+
+    async def _begin_or_skip(
+        self, run: _Run, ctx: CallContext, candidate: RankedCandidate
+    ) -> Attempt | None:
+        """`_begin`, or None when the attempt cannot be reserved within a budget
+        (another request took the headroom since planning): the next, cheaper
+        candidate is tried instead."""
+        try:
+            return await self._begin(run.decision, ctx, candidate, run.number)
+        except BudgetExceededError as exc:
+            self.health.release(candidate.card.deployment.name)
+            run.failed.append(FailedAttempt(candidate.card.id, exc))
+            return None
 
     async def _abandoned(
         self, decision: Decision, ctx: CallContext, attempt: Attempt, exc: BaseException
@@ -288,6 +323,8 @@ class Executor:
         if attempt.record_id is not None:
             with anyio.CancelScope(shield=True):
                 await self.ledger.discard(attempt.record_id)
+                if self.budgets is not None:
+                    await self.budgets.release(attempt.record_id)
 
     async def complete(self, decision: Decision, request: ChatRequest, ctx: CallContext) -> Outcome:
         """Try the decision's candidates in order until one answers (hedged if the
@@ -317,7 +354,8 @@ class Executor:
     ) -> Outcome | None:
         """One billed attempt: the outcome, or None after a retryable failure."""
         provider = self.providers[candidate.card.deployment.name]
-        attempt = await self._begin(run.decision, ctx, candidate, run.number)
+        if (attempt := await self._begin_or_skip(run, ctx, candidate)) is None:
+            return None
         limit = run.timeout(self.limits.attempt_timeout_s)
         attempt.flight, token = enter_flight()
         try:
@@ -452,7 +490,8 @@ class Executor:
     ) -> _Opened | None:
         """One stream attempt up to its first content, or None after a retryable failure."""
         provider = self.providers[candidate.card.deployment.name]
-        attempt = await self._begin(run.decision, ctx, candidate, run.number)
+        if (attempt := await self._begin_or_skip(run, ctx, candidate)) is None:
+            return None
         limit = run.timeout(self.limits.first_token_timeout_s)
         attempt.flight, token = enter_flight()
         chunks = provider.stream(request, candidate.card.upstream)
@@ -569,6 +608,8 @@ class Executor:
             else:
                 attempt.record_id = record.id
                 await self.ledger.write(record)
+            if self.budgets is not None and ahead:
+                await self.budgets.settle(record.id, record.cost_usd)
         return record.cost_usd
 
     def _record(
@@ -587,6 +628,7 @@ class Executor:
     ) -> CallRecord:
         card = attempt.candidate.card
         cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
+        who = ctx.principal
         return CallRecord(
             id=attempt.record_id or self.ids(),
             request_id=ctx.request_id,
@@ -615,6 +657,10 @@ class Executor:
             step=ctx.step,
             role=ctx.role,
             verifier_score=verifier_score,
+            key_id=who.key_id if who else None,
+            team=who.team if who else None,
+            tags=",".join(who.tags) if who and who.tags else None,
+            budget_note=decision.budget_note,
         )
 
     async def capture(
@@ -676,6 +722,9 @@ def _exhausted(
     """One candidate: its own error. Several: 503 listing what was tried and skipped."""
     # Qualified models the router skipped as unhealthy were "tried" too, in effect.
     unhealthy = [f"{r.model_id}: {r.reason}" for r in decision.rejected if " skipped: " in r.reason]
+    over_budget = [f.error for f in failed if isinstance(f.error, BudgetExceededError)]
+    if over_budget and len(over_budget) == len(failed) and not skipped:
+        return over_budget[-1]
     if failed and len(decision.candidates) == 1 and not skipped and not unhealthy:
         return failed[-1].error
     tried = "; ".join(

@@ -23,6 +23,7 @@ from modelyard.ledger.records import (
     OPEN_STATUS,
     CallRecord,
     Exchange,
+    SpendScope,
     UsageRow,
 )
 
@@ -228,6 +229,15 @@ class InMemoryLedger:
             if (since is None or r.started_at >= since) and (until is None or r.started_at < until)
         )
         return _aggregate(in_window, by_model=by_model, by_day=by_day)
+
+    async def spend(self, scope: SpendScope, since: datetime, until: datetime) -> int:
+        """Nano-dollars spent by `scope` in [since, until), open attempts at their estimate."""
+        self._check_open()
+        return sum(
+            usd_to_nanousd(r.cost_usd)
+            for r in self._records.values()
+            if since <= r.started_at < until and scope.matches(r)
+        )
 
 
 def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -> list[UsageRow]:

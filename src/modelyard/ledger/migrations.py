@@ -184,6 +184,9 @@ call_records.append_column(Column("verifier_score", Float, nullable=True))
 # m005: where the token counts came from, and which process wrote a `started` record.
 call_records.append_column(Column("usage_source", Text, nullable=True))
 call_records.append_column(Column("owner", Text, nullable=True))
+# m006: who spent it (key, team, tags) and why a call was downgraded for a budget.
+for _name in ("key_id", "team", "tags", "budget_note"):
+    call_records.append_column(Column(_name, Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
 ledger_writers = _ledger_writers_v1(metadata)
 
@@ -235,6 +238,59 @@ def m005_write_ahead(conn: Connection) -> None:
     _ledger_writers_v1(MetaData()).create(conn)
 
 
+def _api_keys_v1(metadata: MetaData) -> Table:
+    """`api_keys` as migration 6 creates it: gateway keys, stored hashed (SHA-256)."""
+    return Table(
+        "api_keys",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("name", Text, nullable=False, unique=True),
+        # The key's first characters, to recognise it in listings; never enough to use.
+        Column("prefix", Text, nullable=False),
+        Column("key_hash", Text, nullable=False, unique=True),
+        Column("team", Text, nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=True),
+        Column("revoked_at", UTCDateTime, nullable=True),
+        Column("rpm", Integer, nullable=True),
+        Column("tpm", Integer, nullable=True),
+        Column("models", JSON, nullable=False),
+        Column("policies", JSON, nullable=False),
+        Column("max_data_class", Text, nullable=True),
+        Column("cap_max_tokens", Boolean, nullable=False),
+    )
+
+
+def _budgets_v1(metadata: MetaData) -> Table:
+    """`budgets` as migration 6 creates it: one ceiling per (scope, subject, period)."""
+    return Table(
+        "budgets",
+        metadata,
+        Column("scope", Text, primary_key=True),
+        Column("subject", Text, primary_key=True),
+        Column("period", Text, primary_key=True),
+        Column("limit_nanousd", BigInteger, nullable=False),
+        Column("on_exhaust", Text, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
+api_keys = _api_keys_v1(metadata)
+budgets = _budgets_v1(metadata)
+
+
+def m006_keys_budgets(conn: Connection) -> None:
+    """Keys and budgets (issue 12): `key_id`, `team`, `tags`, `budget_note` on
+    `call_records` (with indexes for per-key and per-team spend), `api_keys` and
+    `budgets`. Additive only."""
+    for column in ("key_id", "team", "tags", "budget_note"):
+        conn.execute(text(f"ALTER TABLE call_records ADD COLUMN {column} TEXT"))
+    conn.execute(text("CREATE INDEX ix_call_records_team ON call_records (team, started_at)"))
+    conn.execute(text("CREATE INDEX ix_call_records_key ON call_records (key_id, started_at)"))
+    _api_keys_v1(MetaData()).create(conn)
+    _budgets_v1(MetaData()).create(conn)
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
@@ -243,6 +299,7 @@ MIGRATIONS: list[Migration] = [
     ("m003_exchanges", m003_exchanges),
     ("m004_call_records_steps", m004_call_records_steps),
     ("m005_write_ahead", m005_write_ahead),
+    ("m006_keys_budgets", m006_keys_budgets),
 ]
 
 

@@ -67,6 +67,13 @@ class CallRecord:
     step: int | None = None
     role: str | None = None
     verifier_score: float | None = None
+    # m006 (issue 12): who spent it. `caller` above is the end user (`user`).
+    key_id: str | None = None
+    team: str | None = None
+    # Comma-joined tags (`x-modelyard-tags`), for per-tag budgets and usage.
+    tags: str | None = None
+    # Why the router downgraded or capped this call to fit a budget, if it did.
+    budget_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +161,25 @@ class LedgerStore(Protocol):
     ) -> Sequence[UsageRow]:
         """Spend and calls grouped by model and/or UTC day, within [since, until)."""
         ...
+
+    async def spend(self, scope: SpendScope, since: datetime, until: datetime) -> int:
+        """Nano-dollars spent by `scope` in [since, until), open (`started`) attempts
+        counted at their reservation estimate: what budgets are rebuilt from."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpendScope:
+    """Whose spend a budget counts: everyone (`global`), one key, team, user or tag."""
+
+    kind: Literal["global", "key", "team", "user", "tag"]
+    subject: str = "*"
+
+    def matches(self, record: CallRecord) -> bool:
+        """Whether `record` counts against this scope (the in-memory reference)."""
+        if self.kind == "global":
+            return True
+        if self.kind == "tag":
+            return self.subject in (record.tags or "").split(",")
+        field = {"key": record.key_id, "team": record.team, "user": record.caller}[self.kind]
+        return field == self.subject

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -63,6 +64,7 @@ from modelyard.ledger.records import (
     OPEN_STATUS,
     CallRecord,
     Exchange,
+    SpendScope,
     UsageRow,
 )
 from modelyard.ledger.wal import (
@@ -234,7 +236,7 @@ class SqlLedger:
         if self._dialect == "sqlite":
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(database).expanduser())
             engine = create_async_engine(self._url)
             _configure_sqlite(engine, self._busy_timeout_ms)
             return engine
@@ -414,6 +416,23 @@ class SqlLedger:
             rows = (await conn.execute(stmt)).mappings().all()
         return sorted((_usage_row(row) for row in rows if row["calls"]), key=usage_order)
 
+    async def spend(self, scope: SpendScope, since: datetime, until: datetime) -> int:
+        """Nano-dollars spent by `scope` in [since, until), open attempts at their
+        estimate (see `LedgerStore.spend`)."""
+        c = call_records.c
+        stmt = select(func.coalesce(func.sum(c.cost_nanousd), 0)).where(
+            c.started_at >= since, c.started_at < until
+        )
+        if scope.kind == "tag":
+            # Tags are validated to [A-Za-z0-9.:-], so they hold no LIKE wildcards.
+            padded: ColumnElement[str] = literal_column("','") + c.tags + literal_column("','")
+            stmt = stmt.where(padded.like(f"%,{scope.subject},%"))
+        elif scope.kind != "global":
+            column = {"key": c.key_id, "team": c.team, "user": c.caller}[scope.kind]
+            stmt = stmt.where(column == scope.subject)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     def _utc_day(self) -> ColumnElement[Any]:
         started_at = call_records.c.started_at
         if self._dialect == "postgresql":
@@ -423,6 +442,15 @@ class SqlLedger:
             return cast(func.timezone(literal_column("'UTC'"), started_at), Date)
         # SQLite stores UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'; date() takes its day.
         return type_coerce(func.date(started_at), Date)
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600): it holds who spent
+    what, key hashes and captured prompts. SQLite gives its -wal and -shm files the
+    database file's permissions. An existing file keeps the mode its owner chose."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

@@ -115,9 +115,18 @@ class Decision:
     notes: tuple[str, ...] = field(default=())
     hedge_after_ms: float | None = None
     cascade: CascadePlan | None = None
+    # Issue 12: why the plan was downgraded or capped to fit a budget, and the cap.
+    budget_note: str | None = None
+    capped_max_tokens: int | None = None
 
     def explain(self) -> dict[str, Any]:
         """JSON-ready reasons: returned by /v1/route and stored on every ledger record."""
+        out = self._explain()
+        if self.budget_note is not None:
+            out["budget_note"] = self.budget_note
+        return out
+
+    def _explain(self) -> dict[str, Any]:
         req = self.requirements
         explained = {
             "decision_id": self.id,

@@ -10,6 +10,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from modelyard.budgets.fit import Allowance, fit_ranking
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.catalog import Catalog
 from modelyard.catalog.filter import filter_candidates, unmet
@@ -73,26 +74,42 @@ class Router:
         request: ChatRequest,
         rng: random.Random,
         unhealthy: Mapping[str, str] | None = None,
+        allowance: Allowance | None = None,
     ) -> Decision:
         """Decide which models should answer `request`, in order, and why.
 
-        `unhealthy` (deployment → reason) is the health snapshot to plan against.
+        `unhealthy` (deployment → reason) is the health snapshot to plan against;
+        `allowance` the caller's snapshot (allowed models, budget headroom): a
+        first choice that does not fit is downgraded (see `budgets.fit`).
         """
         target = self.resolve(request)
         req = self._implied_task(infer_requirements(request), target.policy)
-        pool = self._pool(target.policy)
+        pool, barred = _allowed(self._pool(target.policy), allowance)
         filtered = filter_candidates(pool, req, self.catalog, unhealthy)
         scored = self._score(request, req, filtered.kept)
         within, over = _apply_ceilings(scored, req)
         ctx = PlanContext(target.name, request, req, tuple(within), rng)
         ranking, dropped = target.policy.rank(ctx)
         rejected = (
+            *barred,
             *(Rejection(m, r) for m, r in filtered.rejected),
             *over,
             *dropped,
         )
         if not ranking:
             raise self._nothing_qualifies(pool, req, rejected)
+        note: str | None = None
+        cap: int | None = None
+        if allowance is not None and allowance.remaining_usd is not None:
+            fitted = fit_ranking([c.card for c, _ in ranking], req, allowance)
+            rejected = (
+                *rejected,
+                *(Rejection(ranking[i][0].card.id, why) for i, why in fitted.dropped),
+            )
+            ranking = [ranking[i] for i in fitted.kept]
+            note, cap = fitted.note, fitted.cap
+            if cap is not None:
+                req = replace(req, max_output_tokens=cap)
         candidates = tuple(
             RankedCandidate(c.card, c.score, rank, why)
             for rank, (c, why) in enumerate(ranking, start=1)
@@ -118,6 +135,8 @@ class Router:
             if cascade
             else getattr(getattr(target.policy, "settings", None), "hedge_after_ms", None),
             cascade=cascade,
+            budget_note=note,
+            capped_max_tokens=cap,
         )
 
     def _implied_task(self, req: Requirements, policy: Policy) -> Requirements:
@@ -179,6 +198,20 @@ class Router:
             summary = "no model meets this request's requirements"
         detail = "; ".join(f"{m}: {r}" for m, r in reasons.items())
         return NoQualifiedModelError(f"{summary} ({detail})", reasons=reasons)
+
+
+def _allowed(
+    pool: list[ModelCard], allowance: Allowance | None
+) -> tuple[list[ModelCard], list[Rejection]]:
+    """The pool without the models the caller's key may not use."""
+    if allowance is None or not allowance.models:
+        return pool, []
+    barred = [
+        Rejection(c.id, f"not allowed for key '{allowance.key_name}'")
+        for c in pool
+        if not allowance.allows(c.id)
+    ]
+    return [c for c in pool if allowance.allows(c.id)], barred
 
 
 def _hedge_after_ms(policy: Policy) -> float | None:

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from modelyard.engine import Engine
+from modelyard.keys import hash_key
+from modelyard.server.admin import router as admin_router
+from modelyard.server.auth import Authenticator, KeyAuth
 from modelyard.server.errors import install_error_handlers
+from modelyard.server.front import DEFAULT_MAX_BODY_BYTES, FrontDoor
 from modelyard.server.guard import HeaderGuard
 from modelyard.server.routes import router
+from modelyard.server.scrub import remember_hosts
 
 Hook = Callable[[], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class FrontSettings:
+    """The front door (issue 12): body limit, allowed hosts (None: any), docs, whether
+    every `/v1/*` call needs a key even before one exists (a non-loopback bind), and
+    the admin key (from `MODELYARD_ADMIN_KEY`; only its hash is kept)."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allowed_hosts: tuple[str, ...] | None = None
+    docs: bool = False
+    require_auth: bool = False
+    admin_key: str | None = None
+
+
 def create_app(
-    engine: Engine, *, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
+    engine: Engine,
+    *,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    front: FrontSettings | None = None,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app over `engine`. Hooks open and close what the engine
     uses (the ledger, the shared HTTP client); shutdown hooks run in order."""
+    front = front or FrontSettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -31,9 +56,28 @@ def create_app(
             for hook in on_shutdown:
                 await hook()
 
-    app = FastAPI(title="modelyard", version="0.1.0", lifespan=lifespan)
+    docs = front.docs
+    app = FastAPI(
+        title="modelyard",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.engine = engine
+    auth = authenticator or Authenticator(require_always=front.require_auth)
+    app.state.auth = auth
+    app.state.keys = auth.keys
+    app.state.admin_key_hash = hash_key(front.admin_key) if front.admin_key else None
+    remember_hosts(card.deployment.base_url for card in engine.catalog.cards.values())
     install_error_handlers(app)
+    # Added innermost first: the front door runs before anything else.
+    app.add_middleware(KeyAuth, authenticator=auth)
     app.add_middleware(HeaderGuard)
+    app.add_middleware(
+        FrontDoor, max_body_bytes=front.max_body_bytes, allowed_hosts=front.allowed_hosts
+    )
     app.include_router(router)
+    app.include_router(admin_router)
     return app

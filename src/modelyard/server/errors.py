@@ -9,8 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from modelyard.errors import InvalidRequestError, ModelyardError
+from modelyard.errors import (
+    BudgetExceededError,
+    InvalidRequestError,
+    ModelyardError,
+    RateLimitedError,
+)
 from modelyard.server.render import SafeJSONResponse as JSONResponse
+from modelyard.server.scrub import scrub
 
 log = logging.getLogger("modelyard.server")
 
@@ -39,12 +45,28 @@ def describe_validation(errors: list[Any]) -> tuple[str, str | None]:
     return "invalid request: " + "; ".join(parts[:5]), first
 
 
+def client_error(exc: ModelyardError) -> dict[str, Any]:
+    """The OpenAI error body a client sees: upstream text without internal hosts."""
+    body = exc.to_openai()
+    body["error"]["message"] = scrub(str(body["error"]["message"]))
+    return body
+
+
+def _retry(exc: ModelyardError) -> dict[str, str] | None:
+    """`Retry-After` for our own rate limit (429); the budget's reset for a 402."""
+    if isinstance(exc, RateLimitedError):
+        return {"retry-after": str(int(exc.retry_after))}
+    if isinstance(exc, BudgetExceededError) and exc.resets_at:
+        return {"x-modelyard-budget-resets-at": exc.resets_at}
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map modelyard errors, validation errors and stray HTTP errors to OpenAI JSON."""
 
     @app.exception_handler(ModelyardError)
     async def _modelyard(_: Request, exc: ModelyardError) -> JSONResponse:
-        return JSONResponse(exc.to_openai(), status_code=exc.http_status)
+        return JSONResponse(client_error(exc), status_code=exc.http_status, headers=_retry(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

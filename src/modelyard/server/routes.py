@@ -13,10 +13,12 @@ from pydantic import ValidationError
 
 from modelyard.engine import Engine
 from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
+from modelyard.keys import Principal
 from modelyard.live_stream import LiveStream
 from modelyard.routing.requirements import hints_from_headers
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.render import SafeJSONResponse
+from modelyard.server.scrub import scrub
 from modelyard.server.wire import ChunkRenderer, chat_id, completion_json
 from modelyard.types import ChatRequest
 
@@ -38,6 +40,29 @@ def _with_header_hints(body: ChatRequest, headers: Mapping[str, str]) -> ChatReq
             f"invalid x-modelyard-{str(err['loc'][0]).replace('_', '-')} header: {err['msg']}"
         ) from None
     return body.model_copy(update={"modelyard": hints})
+
+
+def _principal(request: Request) -> Principal | None:
+    who: Principal | None = getattr(request.state, "principal", None)
+    return who
+
+
+async def _budget_headers(
+    engine: Engine, who: Principal | None, note: str | None
+) -> dict[str, str]:
+    """What is left of the tightest budget, and why the call was downgraded."""
+    headers: dict[str, str] = {}
+    if note:
+        headers["x-modelyard-budget-note"] = note
+    if engine.gate is not None and who is not None:
+        try:
+            left = await engine.gate.remaining_usd(who)
+        except ModelyardError:
+            # The answer is served and billed: a header is not worth losing it.
+            left = None
+        if left is not None:
+            headers["x-modelyard-budget-remaining-usd"] = f"{left:.6f}"
+    return headers
 
 
 def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any) -> dict[str, str]:
@@ -63,11 +88,13 @@ async def chat_completions(
     request_id = request.headers.get("x-request-id") or engine.ids()
     # For the 500 handler's log line: our own bugs are reported with the request id.
     request.state.request_id = request_id
+    who = _principal(request)
     if chat.stream:
-        live = await engine.stream(chat, request_id=request_id)
-        return _sse_response(live, chat, request_id)
+        live = await engine.stream(chat, request_id=request_id, principal=who)
+        extra = await _budget_headers(engine, who, live.decision.budget_note)
+        return _sse_response(live, chat, request_id, extra)
     decision, outcome = await _cancel_on_disconnect(
-        request, lambda: engine.complete(chat, request_id=request_id)
+        request, lambda: engine.complete(chat, request_id=request_id, principal=who)
     )
     payload = completion_json(
         outcome.completion,
@@ -80,6 +107,7 @@ async def chat_completions(
     headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
     # For a cascade, the cost of every hop and verifier call.
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
+    headers.update(await _budget_headers(engine, who, decision.budget_note))
     if outcome.cascade is not None:
         headers.update(outcome.cascade.headers())
     return SafeJSONResponse(payload, headers=headers)
@@ -115,7 +143,9 @@ async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_
     return results[0]
 
 
-def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> StreamingResponse:
+def _sse_response(
+    live: LiveStream, chat: ChatRequest, request_id: str, extra: dict[str, str]
+) -> StreamingResponse:
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     renderer = ChunkRenderer(
         stream_id=chat_id(request_id),
@@ -125,6 +155,7 @@ def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> Strea
     )
     headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
     headers["cache-control"] = "no-cache"
+    headers.update(extra)
     if live.cascade is not None:
         headers.update(live.cascade.headers())
         if live.cost_usd is not None:  # held back until accepted: every hop is billed
@@ -143,7 +174,7 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
                 yield event
     except ModelyardError as exc:
         body = exc.to_openai()
-        body["error"]["message"] = f"stream interrupted after partial output: {exc.message}"
+        body["error"]["message"] = f"stream interrupted after partial output: {scrub(exc.message)}"
         yield renderer.error(body)
         return
     yield renderer.done()
@@ -155,7 +186,11 @@ async def route(body: ChatRequest, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     chat = _with_header_hints(body, request.headers)
     try:
-        decision = engine.route(chat)
+        who = _principal(request)
+        allowance = None
+        if engine.gate is not None and who is not None:
+            allowance = await engine.gate.allowance(who)
+        decision = engine.route(chat, allowance)
     except ModelyardError as exc:
         if exc.http_status == 404:
             raise
@@ -200,8 +235,10 @@ async def list_models(request: Request) -> dict[str, Any]:
 async def health(request: Request) -> dict[str, Any]:
     catalog = _engine(request).catalog
     deployments = {c.deployment.name for c in catalog.cards.values()}
+    gate = _engine(request).gate
     return {
-        "status": "ok",
+        "status": "ok" if gate is None or gate.degraded is None else "degraded",
+        **({"budgets": gate.health()} if gate is not None else {}),
         "providers": {
             name: {
                 "enabled": name not in catalog.unavailable,

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from modelyard.executor import FailedAttempt
+from modelyard.server.scrub import scrub
 from modelyard.types import Chunk, Completion, Usage
 
 
@@ -27,7 +28,7 @@ def usage_json(usage: Usage) -> dict[str, Any]:
 
 def attempts_json(failed: tuple[FailedAttempt, ...]) -> list[dict[str, str]]:
     return [
-        {"model": f.model_id, "error": type(f.error).__name__, "message": f.error.message}
+        {"model": f.model_id, "error": type(f.error).__name__, "message": scrub(f.error.message)}
         for f in failed
     ]
 
