@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from modelyard.engine import Engine
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.guard import HeaderGuard
+from modelyard.server.reviews import router as reviews_router
 from modelyard.server.routes import router
 
 Hook = Callable[[], Awaitable[None]]
@@ -36,4 +37,5 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(HeaderGuard)
     app.include_router(router)
+    app.include_router(reviews_router)
     return app

@@ -64,7 +64,11 @@ async def chat_completions(
     # For the 500 handler's log line: our own bugs are reported with the request id.
     request.state.request_id = request_id
     if chat.stream:
-        live = await engine.stream(chat, request_id=request_id)
+        # A council (or a held-back cascade) works before its first byte: a client
+        # gone meanwhile cancels the members still running.
+        live = await _cancel_on_disconnect(
+            request, lambda: engine.stream(chat, request_id=request_id)
+        )
         return _sse_response(live, chat, request_id)
     decision, outcome = await _cancel_on_disconnect(
         request, lambda: engine.complete(chat, request_id=request_id)
@@ -82,6 +86,9 @@ async def chat_completions(
     headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
     if outcome.cascade is not None:
         headers.update(outcome.cascade.headers())
+    if outcome.council is not None:
+        payload.setdefault("modelyard", {})["council"] = outcome.council.to_json()
+        headers.update(outcome.council.headers())
     return SafeJSONResponse(payload, headers=headers)
 
 
@@ -129,6 +136,9 @@ def _sse_response(live: LiveStream, chat: ChatRequest, request_id: str) -> Strea
         headers.update(live.cascade.headers())
         if live.cost_usd is not None:  # held back until accepted: every hop is billed
             headers["x-modelyard-cost-usd"] = str(live.cost_usd)
+    if live.council is not None:
+        headers.update(live.council.headers())
+        headers["x-modelyard-cost-usd"] = str(live.council.cost_usd)
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
