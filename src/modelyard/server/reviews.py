@@ -60,7 +60,8 @@ async def list_reviews(request: Request, status: str | None = None, limit: int =
     if not 1 <= limit <= 1000:
         raise InvalidRequestError("limit must be between 1 and 1000", param="limit")
     store = reviews_for(_engine(request).ledger)
-    items = await store.list(status=status, limit=limit)  # type: ignore[arg-type]
+    wanted: ReviewStatus | None = next((s for s in STATUSES if s == status), None)
+    items = await store.list(status=wanted, limit=limit)
     return {"object": "list", "data": [r.to_json() for r in items]}
 
 
