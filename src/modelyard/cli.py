@@ -1,4 +1,4 @@
-"""`modelyard` command line: serve | models | route explain | usage.
+"""`modelyard` command line: serve | models | route explain | usage | review.
 
 Every command builds the same Engine the server uses (`modelyard.app_factory`).
 Async work runs under `anyio.run`.
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.app_factory import Stack, load_stack
+from modelyard.council.cli import app as review_app
 from modelyard.errors import ModelyardError
 from modelyard.evaluation.cli import eval_command
 from modelyard.learned.cli import app as router_app
@@ -32,6 +33,7 @@ app.command("eval")(eval_command)
 app.add_typer(specialist_app, name="specialist")
 app.add_typer(router_app, name="router")
 app.add_typer(verifier_app, name="verifier")
+app.add_typer(review_app, name="review")
 console = Console()
 
 ConfigOpt = Annotated[
