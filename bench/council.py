@@ -96,17 +96,23 @@ def emulate(v: Votes, rows: npt.NDArray[np.int64], members: tuple[int, ...]) -> 
     return {"served": served, "score": score, "quality": quality, "cost": cost}
 
 
-def choose_council(v: Votes, rows: npt.NDArray[np.int64], best: int) -> tuple[int, ...]:
-    """The most accurate 3-member council cheaper than `best`, from the `POOL` most
-    accurate models each cheaper than `best` (selection half only)."""
+def choose_council(v: Votes, rows: npt.NDArray[np.int64], best: int, size: int) -> tuple[int, ...]:
+    """The most accurate `size`-member council cheaper than `best`, from the most
+    accurate models each cheaper than `best` (`POOL` of them for three members, ten
+    for five; selection half only)."""
     acc = v.quality[rows].mean(axis=0)
     cost = v.cost[rows].mean(axis=0)
-    cheaper = [j for j in np.argsort(-acc) if cost[j] < cost[best] and j != best][:POOL]
-    found: tuple[float, tuple[int, ...]] = (-1.0, tuple(cheaper[:3]))
-    for trio in itertools.combinations(cheaper, 3):
+    pool = POOL if size <= 3 else 10
+    # Members that can fit `size` together under the best model's cost.
+    cap = cost[best] / (size - 1)
+    cheaper = [j for j in np.argsort(-acc) if cost[j] < cap and j != best][:pool]
+    found: tuple[float, tuple[int, ...]] | None = None
+    for trio in itertools.combinations(cheaper, size):
         em = emulate(v, rows, trio)
-        if em["cost"].mean() < cost[best] and em["quality"].mean() > found[0]:
+        if em["cost"].mean() < cost[best] and (found is None or em["quality"].mean() > found[0]):
             found = (float(em["quality"].mean()), trio)
+    if found is None:
+        raise ValueError(f"no {size}-member council costs less than the best single model")
     # Order members by accuracy: ties in the vote go to the most accurate.
     return tuple(sorted(found[1], key=lambda j: -acc[j]))
 
@@ -117,7 +123,7 @@ def thresholds(score: npt.NDArray[np.float64], quality: npt.NDArray[np.float64])
     for target in TARGETS:
         chosen = None
         for level in sorted(set(np.round(score, 4)), reverse=True):
-            kept = score >= level - 1e-9
+            kept = score >= level - 1e-3
             if quality[kept].mean() >= target:
                 chosen = float(level)
         out[f"{target:.2f}"] = chosen
@@ -166,10 +172,11 @@ def summarise(run: Any, scores: list[float] | None, picks: dict[str, Any] | None
     agreed = np.round(score, 2) >= 0.67
     out["agreed"] = _zone(quality, agreed)
     out["disputed"] = _zone(quality, ~agreed)
-    out["unanimous"] = _zone(quality, score >= 1 - 1e-9)
+    out["unanimous"] = _zone(quality, score >= 1 - 1e-3)
     out["coverage"] = {}
     for target, level in (picks or {}).items():
-        kept = score >= (level if level is not None else 2.0) - 1e-9
+        # Levels are rounded to 4 decimals: 0.6667 must keep a score of 2/3.
+        kept = score >= (level if level is not None else 2.0) - 1e-3
         out["coverage"][target] = {"threshold": level, **_zone(quality, kept)}
     return out
 
@@ -190,14 +197,26 @@ def study(name: str, args: argparse.Namespace) -> dict[str, Any]:
     v = Votes.of(data)
     acc = v.quality[select].mean(axis=0)
     best = int(np.argmax(acc))
-    council = choose_council(v, select, best)
+    council = choose_council(v, select, best, 3)
+    council5 = choose_council(v, select, best, 5)
     top3 = tuple(int(j) for j in np.argsort(-acc)[:3])
-    em_select = emulate(v, select, council)
-    picks = thresholds(em_select["score"], em_select["quality"])
     models = data.models
     priors = {m: float(acc[j]) for j, m in enumerate(models)}
+    router = router_members(data, priors)
+    seats = {
+        "council": council,
+        "council5": council5,
+        "router_council": router,
+        "top3_council": top3,
+    }
+    # Each council's auto-accept thresholds, from its own selection-half votes.
+    picks = {
+        name: thresholds(em["score"], em["quality"])
+        for name, em in ((n, emulate(v, select, m)) for n, m in seats.items())
+    }
     policies: dict[str, Any] = {
         "council": _council([models[j] for j in council]),
+        "council5": _council([models[j] for j in council5]),
         "router_council": {
             "type": "council",
             "members": {"count": 3, "diverse_families": True},
@@ -217,18 +236,15 @@ def study(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": name,
         "prompts": len(data),
-        "selection_rows": int(len(select)),
-        "report_rows": int(len(report)),
+        "selection_rows": len(select),
+        "report_rows": len(report),
         "seconds": round(time.perf_counter() - t0, 1),
         "best_single_model": models[best],
-        "council_members": [models[j] for j in council],
-        "top3_members": [models[j] for j in top3],
+        "members": {name: [models[j] for j in m] for name, m in seats.items()},
         "thresholds_from_selection": picks,
         "engine_matches_emulation": float((engine_served == em_report["served"]).mean()),
         "results": {
-            "council": summarise(runs["council"], scores["council"], picks),
-            "router_council": summarise(runs["router_council"], scores["router_council"], picks),
-            "top3_council": summarise(runs["top3_council"], scores["top3_council"], picks),
+            **{name: summarise(runs[name], scores[name], picks[name]) for name in seats},
             "best_single": summarise(runs["best_single"], None, None),
             "best_member": {
                 "model": members[best_member],
@@ -236,6 +252,18 @@ def study(name: str, args: argparse.Namespace) -> dict[str, Any]:
             },
         },
     }
+
+
+def router_members(data: OutcomeSet, priors: dict[str, float]) -> tuple[int, ...]:
+    """The members the router seats for `{count: 3, diverse_families: true}` (the
+    priors are per model, not per prompt, so every prompt gets the same members)."""
+    seated: list[int] = []
+    families: set[str] = set()
+    for model in sorted(priors, key=lambda m: -priors[m]):
+        if family(model) not in families and len(seated) < 3:
+            seated.append(data.models.index(model))
+            families.add(family(model))
+    return tuple(seated)
 
 
 def _council(members: list[str]) -> dict[str, Any]:
