@@ -229,7 +229,9 @@ async def test_an_adjudicator_without_citations_is_served_linked_and_flagged(
     assert "the adjudicator cited no member; claims linked by similarity" in result.notes
     assert result.zone == "agreed"
     assert result.review_id is not None
-    assert len(await reviews_for(ledger).list()) == 1
+    (review,) = await reviews_for(ledger).list()
+    assert review.reason.endswith("; the adjudicator cited no member")
+    assert review.answer == "The answer is C."
 
 
 async def test_an_adjudicator_that_fails_falls_back_to_the_vote(ledger: InMemoryLedger) -> None:
@@ -281,3 +283,18 @@ async def test_cancelling_a_council_bills_running_members_cancelled(
     # The answer received is billed cancelled with its real usage; the members still
     # running were abandoned and billed cancelled too.
     assert got == {"small": "cancelled", "vision-mid": "cancelled", "frontier": "cancelled"}
+
+
+async def test_a_council_with_one_qualified_member_answers_by_a_single_route(
+    ledger: InMemoryLedger,
+) -> None:
+    image = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://x.example/a.png"}},
+    ]
+    engine = engine_for(ABC, ledger, council(["small", "vision-mid"]))
+    request = ask("council", messages=[{"role": "user", "content": image}])
+    decision, out = await engine.complete(request, request_id="r14")
+    assert (decision.kind, out.card.id, out.council) == ("single", "vision-mid", None)
+    assert any("council degraded to a single route" in n for n in decision.notes)
+    assert rows(await records(ledger, "r14")) == [("vision-mid", None, None, "ok")]

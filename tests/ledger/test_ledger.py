@@ -392,7 +392,13 @@ async def test_postgres_tables_live_in_the_schema_and_session_is_not_utc(
     # The day-bucketing tests only prove UTC bucketing if the session zone differs.
     assert tz == POSTGRES_SESSION_TZ
     assert schema.startswith("modelyard_test_")
-    assert tables == {"call_records", "exchanges", "ledger_writers", "_modelyard_migrations"}
+    assert tables == {
+        "call_records",
+        "exchanges",
+        "ledger_writers",
+        "reviews",
+        "_modelyard_migrations",
+    }
 
 
 # --- URLs, factory, money ----------------------------------------------------

@@ -51,11 +51,13 @@ class CouncilResult:
     cost_usd: Money
     reason: str
     notes: list[str] = field(default_factory=list)
+    # Why an agreed result still goes to review (an adjudicator that cited nobody).
+    review_reason: str | None = None
     review_id: str | None = None
 
     @property
-    def flagged(self) -> bool:
-        return self.review_id is not None
+    def needs_review(self) -> bool:
+        return self.zone == "disputed" or self.review_reason is not None
 
     def to_json(self) -> dict[str, Any]:
         """The `modelyard.council` object of the response body."""

@@ -142,7 +142,7 @@ class _Council:
         served, result = await self.adjudicate(answers, ballots, agreement)
         result.members = self.member_results(answers, ballots)
         result.cost_usd = self.cost
-        if result.zone == "disputed" or result.review_id == "":
+        if result.needs_review:
             result.review_id = await self.file_review(result, served.completion)
         return served, result
 
@@ -263,7 +263,7 @@ class _Council:
                     result.notes.append(
                         "the adjudicator cited no member; claims linked by similarity"
                     )
-                    result.review_id = ""  # flagged: filed once the result is complete
+                    result.review_reason = "the adjudicator cited no member"
                 return served, result
         chosen = answers[agreement.winner]
         await self.settle(answers, chosen)
@@ -360,7 +360,7 @@ class _Council:
             claims=[c.to_json(z) for c, z in result.member_claims],
             answer=completion.content,
             agreement=result.agreement,
-            reason=result.reason,
+            reason="; ".join(r for r in (result.reason, result.review_reason) if r),
             cost_usd=result.cost_usd,
             created_at=self.ex.clock(),
         )
