@@ -111,3 +111,12 @@ def test_citations_are_numbers_or_model_ids() -> None:
     assert citations("Yes [1], and [member 3]. Also [9].", members) == ("small", "frontier")
     assert citations("per [vision-mid]", members) == ("vision-mid",)
     assert citations("no sources at all", members) == ()
+
+
+def test_a_lazy_matcher_builds_nothing_until_claims_are_matched() -> None:
+    from modelyard.council.claims import LazyMatcher
+
+    lazy = LazyMatcher("tokens")
+    assert lazy._inner is None
+    assert lazy.relations(["a b c", "a b c"])[0][1] == "supports"
+    assert lazy.name == "tokens"

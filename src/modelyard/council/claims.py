@@ -38,7 +38,8 @@ class ClaimMatcher(Protocol):
     """Relates claims pairwise: `relations(claims)[i][j]` is how claim j bears on
     claim i (supports, contradicts, or neither)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def relations(self, claims: Sequence[str]) -> list[list[Relation]]: ...
 
@@ -96,6 +97,30 @@ def default_matcher(kind: str = "auto") -> ClaimMatcher:
                 raise
             log.info("council: no sentence encoder (%s); matching claims by token overlap", exc)
     return SimilarityMatcher()
+
+
+class LazyMatcher:
+    """A matcher of `kind` (`auto`, `embedding`, `tokens`) built on first use: a vote
+    council never needs the sentence encoder, and a claims council loads it in the
+    worker thread that matches, not on the event loop."""
+
+    def __init__(self, kind: str = "auto") -> None:
+        self.kind = kind
+        self._inner: ClaimMatcher | None = None
+
+    def _get(self) -> ClaimMatcher:
+        if self._inner is None:
+            self._inner = (
+                SimilarityMatcher() if self.kind == "tokens" else default_matcher(self.kind)
+            )
+        return self._inner
+
+    @property
+    def name(self) -> str:
+        return self._get().name
+
+    def relations(self, claims: Sequence[str]) -> list[list[Relation]]:
+        return self._get().relations(claims)
 
 
 def _numbers(text: str) -> frozenset[str]:

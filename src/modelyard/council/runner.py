@@ -34,8 +34,7 @@ from modelyard.council.agreement import Agreement, Ballot, Zone, assess, claim_z
 from modelyard.council.claims import (
     Claim,
     ClaimMatcher,
-    SimilarityMatcher,
-    default_matcher,
+    LazyMatcher,
     link_claims,
 )
 from modelyard.council.result import CouncilResult, MemberResult
@@ -57,9 +56,9 @@ _matchers: dict[str, ClaimMatcher] = {}
 
 
 def matcher(kind: str = "auto") -> ClaimMatcher:
-    """The claim matcher of that kind, loaded once (the encoder is a start-up cost)."""
+    """The claim matcher of that kind, shared by requests and built on first use."""
     if kind not in _matchers:
-        _matchers[kind] = SimilarityMatcher() if kind == "tokens" else default_matcher(kind)
+        _matchers[kind] = LazyMatcher(kind)
     return _matchers[kind]
 
 
