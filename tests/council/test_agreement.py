@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from modelyard.council.agreement import Ballot, assess, claim_zone, key_of, meets
 from modelyard.council.claims import (
     Claim,
@@ -119,4 +121,17 @@ def test_a_lazy_matcher_builds_nothing_until_claims_are_matched() -> None:
     lazy = LazyMatcher("tokens")
     assert lazy._inner is None
     assert lazy.relations(["a b c", "a b c"])[0][1] == "supports"
+    assert lazy.name == "tokens"
+
+
+def test_an_embedding_matcher_that_cannot_load_falls_back_to_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelyard.council import claims
+
+    def broken(kind: str = "auto") -> claims.ClaimMatcher:
+        raise RuntimeError("no model files")
+
+    monkeypatch.setattr(claims, "default_matcher", broken)
+    lazy = claims.LazyMatcher("embedding")
     assert lazy.name == "tokens"

@@ -110,9 +110,13 @@ class LazyMatcher:
 
     def _get(self) -> ClaimMatcher:
         if self._inner is None:
-            self._inner = (
-                SimilarityMatcher() if self.kind == "tokens" else default_matcher(self.kind)
-            )
+            try:
+                self._inner = (
+                    SimilarityMatcher() if self.kind == "tokens" else default_matcher(self.kind)
+                )
+            except Exception as exc:  # no encoder here: a request must still be answered
+                log.warning("council: %s matcher unavailable (%s); token overlap", self.kind, exc)
+                self._inner = SimilarityMatcher()
         return self._inner
 
     @property
