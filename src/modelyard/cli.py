@@ -1,4 +1,4 @@
-"""`modelyard` command line: serve | models | route explain | usage.
+"""`modelyard` command line: serve | models | route explain | usage | review.
 
 Every command builds the same Engine the server uses (`modelyard.app_factory`).
 Async work runs under `anyio.run`.
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.app_factory import Stack, load_stack
+from modelyard.council.cli import app as review_app
 from modelyard.errors import ModelyardError
 from modelyard.evaluation.cli import eval_command
 from modelyard.keys_cli import USAGE_GROUPS, budgets_app, keys_app, print_usage_by
@@ -35,6 +36,7 @@ app.add_typer(router_app, name="router")
 app.add_typer(keys_app, name="keys")
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(verifier_app, name="verifier")
+app.add_typer(review_app, name="review")
 console = Console()
 
 ConfigOpt = Annotated[

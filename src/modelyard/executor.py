@@ -71,6 +71,7 @@ from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 if TYPE_CHECKING:
     from modelyard.cascade.trace import CascadeTrace
+    from modelyard.council.result import CouncilResult
 
 DEFAULT_MAX_ATTEMPTS = 3
 _T = TypeVar("_T")
@@ -111,6 +112,8 @@ class Outcome:
     failed: tuple[FailedAttempt, ...]
     # A cascade's hops and verdicts; `cost_usd` is then the total of every hop.
     cascade: CascadeTrace | None = None
+    # A council's members, claims and agreement; `cost_usd` is every call's.
+    council: CouncilResult | None = None
 
 
 @dataclass
@@ -333,6 +336,10 @@ class Executor:
             from modelyard.cascade.runner import run_cascade
 
             return await run_cascade(self, decision, request, ctx)
+        if decision.council is not None:
+            from modelyard.council.runner import run_council
+
+            return await run_council(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def attempt(candidate: RankedCandidate) -> Outcome | None:
@@ -455,6 +462,10 @@ class Executor:
             from modelyard.cascade.runner import stream_cascade
 
             return await stream_cascade(self, decision, request, ctx)
+        if decision.council is not None:
+            from modelyard.council.runner import stream_council
+
+            return await stream_council(self, decision, request, ctx)
         run = _Run(self, decision)
 
         async def open_one(candidate: RankedCandidate) -> _Opened | None:

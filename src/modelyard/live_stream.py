@@ -23,6 +23,7 @@ from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 if TYPE_CHECKING:
     from modelyard.cascade.trace import CascadeTrace
+    from modelyard.council.result import CouncilResult
     from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt
 
 
@@ -60,6 +61,8 @@ class LiveStream:
         self.cost_usd: Money | None = billed_cost
         # Set by a cascade: its hops and verdicts (for the response headers).
         self.cascade: CascadeTrace | None = None
+        # Set by a council: its members, claims and agreement (body and headers).
+        self.council: CouncilResult | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"

@@ -398,6 +398,7 @@ async def test_postgres_tables_live_in_the_schema_and_session_is_not_utc(
         "ledger_writers",
         "api_keys",
         "budgets",
+        "reviews",
         "_modelyard_migrations",
     }
 

@@ -171,6 +171,37 @@ def _ledger_writers_v1(metadata: MetaData) -> Table:
     )
 
 
+def _reviews_v1(metadata: MetaData) -> Table:
+    """`reviews` as migration 8 creates it: council results flagged for a person.
+
+    The request, the members' answers, the claim map and the adjudicated answer are
+    kept whole (JSON / text), so a reviewer sees what the council saw; `status` is
+    `pending` until someone resolves it (`accepted`, `rejected`, `edited`), and
+    `resolved_by` / `resolved_at` say who and when."""
+    return Table(
+        "reviews",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("request_id", Text, nullable=False),
+        Column("decision_id", Text, nullable=False),
+        Column("policy", Text, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("request", JSON, nullable=False),
+        Column("members", JSON, nullable=False),
+        Column("claims", JSON, nullable=False),
+        Column("answer", Text, nullable=True),
+        Column("agreement", Float, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("cost_nanousd", BigInteger, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("resolved_by", Text, nullable=True),
+        Column("resolved_at", UTCDateTime, nullable=True),
+        Column("resolution", Text, nullable=True),
+        # The queue is read by status, oldest first.
+        Index("ix_reviews_status_created_at", "status", "created_at"),
+    )
+
+
 # The tables the stores query, in their current shape. `call_records` is
 # migration 1's shape plus the columns later migrations added; the v1 function
 # stays frozen because old databases replay it.
@@ -189,6 +220,7 @@ for _name in ("key_id", "team", "tags", "budget_note"):
     call_records.append_column(Column(_name, Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
 ledger_writers = _ledger_writers_v1(metadata)
+reviews = _reviews_v1(metadata)
 
 migrations_table = Table(
     MIGRATIONS_TABLE,
@@ -291,6 +323,12 @@ def m006_keys_budgets(conn: Connection) -> None:
     _budgets_v1(MetaData()).create(conn)
 
 
+def m008_reviews(conn: Connection) -> None:
+    """Create `reviews` (the council's review queue). Additive only. (m006 and m007
+    are other branches' migrations; names, not numbers, decide what is applied.)"""
+    _reviews_v1(MetaData()).create(conn)
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
@@ -300,6 +338,7 @@ MIGRATIONS: list[Migration] = [
     ("m004_call_records_steps", m004_call_records_steps),
     ("m005_write_ahead", m005_write_ahead),
     ("m006_keys_budgets", m006_keys_budgets),
+    ("m008_reviews", m008_reviews),
 ]
 
 

@@ -462,12 +462,14 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # a failed migration would leave half its tables behind.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Writers wait for each other instead of failing with "database is locked".
+        # First: switching a new file to WAL takes the write lock too, and two
+        # processes opening one ledger at once would otherwise fail that switch.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # WAL: readers never block the writer. NORMAL is durable against a crash
         # of this process; only a power loss can drop the last commits.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Writers wait for each other instead of failing with "database is locked".
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

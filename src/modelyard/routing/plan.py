@@ -5,8 +5,9 @@ A `Decision` is data. The executor interprets it; the ledger stores its
 Plan kinds: `single` (one model, no fallback), `fallback` (an ordered list of
 qualified models, tried in turn on retryable failures) and `cascade` (steps run one
 after another until a verifier accepts a step's answer; each step is one or more
-slots answering in parallel, each slot a ranked list with its own fallback). A
-council plan is a later kind of the same value.
+slots answering in parallel, each slot a ranked list with its own fallback) and
+`council` (one step of members answering in parallel, each slot with its own
+fallback, then an adjudication: a vote or an adjudicator model; `CouncilPlan`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from modelyard.types import Requirements
 if TYPE_CHECKING:
     from modelyard.verifiers.base import Verifier
 
-PlanKind = Literal["single", "fallback", "cascade"]
+PlanKind = Literal["single", "fallback", "cascade", "council"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,25 @@ class CascadePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class CouncilPlan:
+    """A council: `members` answer in parallel (one `Step`, each slot a member with its
+    own fallback), then `adjudicator` reconciles them: `vote` (no model call) or a
+    model, alias or policy routed like any call. Below `min_agreement` the answer is
+    flagged for review. `settings` describes the council for explanations."""
+
+    members: Step
+    adjudicator: str
+    min_agreement: float
+    settings: dict[str, Any]
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            **self.settings,
+            "planned_members": [[c.card.id for c in slot] for slot in self.members.slots],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The router's answer: ordered candidates (first = primary), and everything dropped."""
 
@@ -118,6 +138,7 @@ class Decision:
     # Issue 12: why the plan was downgraded or capped to fit a budget, and the cap.
     budget_note: str | None = None
     capped_max_tokens: int | None = None
+    council: CouncilPlan | None = None
 
     def explain(self) -> dict[str, Any]:
         """JSON-ready reasons: returned by /v1/route and stored on every ledger record."""
@@ -160,4 +181,6 @@ class Decision:
         }
         if self.cascade is not None:
             explained["cascade"] = self.cascade.explain()
+        if self.council is not None:
+            explained["council"] = self.council.explain()
         return explained

@@ -122,10 +122,22 @@ class Router:
             if plan_cascade is None
             else plan_cascade(candidates, {r.model_id: r.reason for r in rejected})
         )
+        # A council's members are chosen from the same qualified candidates; fewer
+        # than two members degrades it to a single route (kind single/fallback).
+        plan_council = getattr(target.policy, "plan_council", None)
+        council = None
+        if plan_council is not None:
+            council, council_notes = plan_council(
+                candidates, {r.model_id: r.reason for r in rejected}, req
+            )
+            notes = [*notes, *council_notes]
+        kind = target.policy.kind if len(ranking) > 1 else "single"
+        if council is None and kind == "council":
+            kind = "fallback"
         return Decision(
             id=f"dec_{rng.getrandbits(96):024x}",
             policy=target.name,
-            kind="cascade" if cascade else target.policy.kind if len(ranking) > 1 else "single",
+            kind="cascade" if cascade else kind,
             candidates=candidates,
             rejected=rejected,
             requirements=req,
@@ -137,6 +149,7 @@ class Router:
             cascade=cascade,
             budget_note=note,
             capped_max_tokens=cap,
+            council=council,
         )
 
     def _implied_task(self, req: Requirements, policy: Policy) -> Requirements:

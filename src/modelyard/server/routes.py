@@ -90,7 +90,11 @@ async def chat_completions(
     request.state.request_id = request_id
     who = _principal(request)
     if chat.stream:
-        live = await engine.stream(chat, request_id=request_id, principal=who)
+        # A council (or a held-back cascade) works before its first byte: a client
+        # gone meanwhile cancels the members still running.
+        live = await _cancel_on_disconnect(
+            request, lambda: engine.stream(chat, request_id=request_id, principal=who)
+        )
         extra = await _budget_headers(engine, who, live.decision.budget_note)
         return _sse_response(live, chat, request_id, extra)
     decision, outcome = await _cancel_on_disconnect(
@@ -110,6 +114,9 @@ async def chat_completions(
     headers.update(await _budget_headers(engine, who, decision.budget_note))
     if outcome.cascade is not None:
         headers.update(outcome.cascade.headers())
+    if outcome.council is not None:
+        payload.setdefault("modelyard", {})["council"] = outcome.council.to_json()
+        headers.update(outcome.council.headers())
     return SafeJSONResponse(payload, headers=headers)
 
 
@@ -160,6 +167,9 @@ def _sse_response(
         headers.update(live.cascade.headers())
         if live.cost_usd is not None:  # held back until accepted: every hop is billed
             headers["x-modelyard-cost-usd"] = str(live.cost_usd)
+    if live.council is not None:
+        headers.update(live.council.headers())
+        headers["x-modelyard-cost-usd"] = str(live.council.cost_usd)
     return StreamingResponse(_sse(live, renderer), media_type="text/event-stream", headers=headers)
 
 
