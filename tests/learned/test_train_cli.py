@@ -88,3 +88,29 @@ def test_the_deployed_artifact_is_chosen_by_the_evaluations_own_search(
     assert deployed["params"] == manifest.params
     assert deployed["search"] == manifest.search
     assert len(deployed["search"]) > 1  # a real choice was made, the same way
+
+
+def test_router_train_kind_verifier_writes_a_learned_verifier(tmp_path: Path) -> None:
+    # Issue 10: `modelyard router train --kind verifier` trains a cascade's verifier.
+    from modelyard.verifiers.learned import LearnedVerifier
+
+    rows = []
+    for i in range(40):
+        good = i % 2 == 0
+        for model, quality in (("cheap", 1.0 if good else 0.0), ("dear", 1.0)):
+            answer = "clear answer. Confidence: 90%" if quality else "unsure. Confidence: 10%"
+            rows.append({
+                "prompt_id": i, "prompt": f"question {i % 5}", "model": model,
+                "quality": quality, "cost_usd": 0.001, "response": answer,
+            })  # fmt: skip
+    data = tmp_path / "outcomes.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "verifier"
+    args = ["router", "train", "--data", str(data), "--kind", "verifier", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--encoder", "hashing-64"])
+    assert result.exit_code == 0, result.output
+    verifier = LearnedVerifier(LearnedVerifier.Settings(artifact=str(out)))
+    good, bad = verifier.score(
+        "question 1", ["clear answer. Confidence: 90%", "unsure. Confidence: 10%"]
+    )
+    assert good > verifier.threshold > bad

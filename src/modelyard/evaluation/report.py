@@ -297,6 +297,21 @@ def _frontier(ax: Any, ev: Summary) -> None:
                 lw=1,
                 label=f"{router} / {fam}",
             )
+    for family, c in ev.get("cascades", {}).items():
+        pts = sorted(c.get("points", []), key=lambda p: p["cost_per_1k"])
+        ax.plot(
+            [p["cost_per_1k"] for p in pts],
+            [p["quality"] for p in pts],
+            "-D",
+            ms=4,
+            lw=2,
+            label=family,
+        )
+        sel = c.get("selected")
+        if sel:
+            ax.scatter(
+                [sel["cost_per_1k"]], [sel["quality"]], marker="D", s=60, color="red", zorder=5
+            )
     ax.set_xscale("log")
     ax.set_xlabel("$ per 1,000 requests (log)")
     ax.set_ylabel("mean quality")

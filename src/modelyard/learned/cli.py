@@ -53,7 +53,9 @@ def train(
         Path, typer.Option(help="Outcome file or dataset folder (JSONL or RouterBench).")
     ],
     out: Annotated[Path, typer.Option(help="Artifact directory to write.")],
-    kind: Annotated[str, typer.Option(help="knn, mlp or mf.")] = "knn",
+    kind: Annotated[
+        str, typer.Option(help="knn, mlp or mf; or verifier (a cascade's learned verifier).")
+    ] = "knn",
     encoder: Annotated[str, typer.Option(help="Encoder name (minilm-l6-v2, hashing-256, ...).")] = (
         "minilm-l6-v2"
     ),
@@ -75,6 +77,9 @@ def train(
     """Train a learned scorer and save it as a versioned artifact."""
     if not 0.0 <= holdout < 1.0:
         raise typer.BadParameter("must be in [0, 1)", param_hint="--holdout")
+    if kind == "verifier":
+        _train_verifier(data, out, encoder, fmt)
+        return
     try:
         _check_kind(kind)
         dataset = _load(data, fmt, exclude_models or [])
@@ -91,7 +96,21 @@ def train(
 
 def _check_kind(kind: str) -> None:
     if kind not in ("knn", "mlp", "mf"):
-        raise ValueError(f"--kind must be one of knn, mlp, mf; got {kind!r}")
+        raise ValueError(f"--kind must be one of knn, mlp, mf, verifier; got {kind!r}")
+
+
+def _train_verifier(data: Path, out: Path, encoder: str, fmt: str) -> None:
+    """`--kind verifier`: the learned verifier of cascades, trained on the recorded
+    answers (the same as `modelyard verifier train`)."""
+    from modelyard.verifiers.learned_train import train_command
+
+    try:
+        model = train_command(data, out, encoder=encoder, fmt=fmt)
+    except (ModelyardError, ValueError, KeyError) as exc:
+        message = exc.message if isinstance(exc, ModelyardError) else str(exc)
+        console.print(f"[red]error:[/red] {message}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote the verifier to {out}: {model.summary}, threshold {model.threshold}")
 
 
 def _load(data: Path, fmt: str, exclude: list[str]) -> OutcomeSet:
