@@ -44,8 +44,11 @@ def test_aiq_is_the_area_under_the_hull_over_the_range() -> None:
     assert aiq(points, 1.0, 5.0) == pytest.approx(0.8)
     # Left of the cheapest point the router has nothing to offer: 0 on [0, 1).
     assert aiq(points, 0.0, 3.0) == pytest.approx(1.4 / 3)
-    with pytest.raises(ValueError, match="hi > lo"):
-        aiq(points, 2.0, 2.0)
+    # An empty-width range is the hull's value there (the limit of the mean).
+    assert aiq(points, 2.0, 2.0) == pytest.approx(0.7)  # on the chord from a to c
+    assert aiq(points, 0.5, 0.5) == 0.0
+    with pytest.raises(ValueError, match="hi >= lo"):
+        aiq(points, 2.0, 1.0)
 
 
 def test_zero_router_is_the_hull_of_the_single_models() -> None:

@@ -148,14 +148,19 @@ def hull_value(xs: Floats, ys: Floats, cost: float) -> float:
 
 
 def aiq(points: list[Point], lo: float, hi: float) -> float:
-    """Area under the points' non-decreasing convex hull over [lo, hi], divided by hi − lo."""
+    """Area under the points' non-decreasing convex hull over [lo, hi], divided by hi − lo
+    (for hi == lo, the hull's value at lo)."""
     if not points:
         raise ValueError("AIQ of no points")
-    if hi <= lo:
-        raise ValueError(f"AIQ needs a cost range with hi > lo, got [{lo}, {hi}]")
+    if hi < lo:
+        raise ValueError(f"AIQ needs a cost range with hi >= lo, got [{lo}, {hi}]")
     xs, ys = nondecreasing_hull(
         np.array([p.cost_per_1k for p in points]), np.array([p.quality for p in points])
     )
+    if hi == lo:
+        # The mean over an empty-width range is its limit: the hull's value there (the
+        # range "up to the best single model's cost" when that model is the cheapest).
+        return hull_value(xs, ys, lo)
     start = max(lo, float(xs[0]))
     if start >= hi:
         return 0.0
