@@ -102,3 +102,40 @@ def test_knob_grids_span_the_calibration_prompts() -> None:
     # The lowest sends every prompt to the strong model, the highest none.
     assert (gains > thresholds[0]).all()
     assert not (gains > thresholds[-1]).any()
+
+
+def test_cross_dataset_runs_the_direction_asked_for_and_says_which() -> None:
+    # Issue 9: `--cross-dataset` ran both directions plus the k-fold, unlabelled.
+    from modelyard.evaluation.encoding import PrecomputedEncoder
+    from modelyard.evaluation.run import Study, plans_for
+
+    a = _renamed(tiny_outcomes(6), "a", {})
+    b = _renamed(tiny_outcomes(8), "b", {})
+    encoder = PrecomputedEncoder(None, name="hashing-16")
+    one = plans_for(Study(data=a, cross=b, folds=0, cross_task=False), a, b, encoder)
+    assert [p.name for p in one] == ["cross-dataset (train a, test b)"]
+    both = plans_for(
+        Study(data=a, cross=b, cross_both=True, folds=2, cross_task=False), a, b, encoder
+    )
+    assert [p.kind for p in both] == ["k-fold", "cross-dataset", "cross-dataset"]
+    assert both[2].name == "cross-dataset (train b, test a)"
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        plans_for(Study(data=a, folds=0, cross_task=False), a, None, encoder)
+
+
+def test_the_strong_weak_pair_is_picked_on_the_training_prompts() -> None:
+    # Issue 9: the automatic pair came from the test side's means.
+    from modelyard.evaluation.evaluate import pairs_for
+    from modelyard.evaluation.plans import SplitSpec
+    from modelyard.evaluation.sweep import Side
+
+    data = tiny_outcomes(6)
+    quality = data.quality.copy()
+    quality[:3] = [[0.0, 1.0, 1.0]] * 3  # on the training rows, mid is the strongest
+    quality[3:] = [[1.0, 0.0, 0.0]] * 3  # on the test rows, big is
+    data = OutcomeSet(
+        "t", data.prompts, data.models, quality, data.cost_usd, data.input_tokens,
+        data.output_tokens,
+    )  # fmt: skip
+    split = SplitSpec("s", Side(data, np.arange(3)), Side(data, np.arange(3, 6)))
+    assert pairs_for(split, ())[0] == ("threshold", "mid", "small")
