@@ -103,7 +103,9 @@ def _entry(
     except ArtifactError as exc:
         raise ConfigError(f"{where}.artifact: {exc.message}") from None
     task = spec.task or manifest.task
-    settings = SpecialistSettings(path, spec.min_confidence, spec.cost_per_call_usd)
+    settings = SpecialistSettings(
+        path, spec.min_confidence, spec.cost_per_call_usd, spec.oos_threshold
+    )
     accuracy = manifest.heldout_accuracy
     quality = accuracy if accuracy is not None else 0.5
     latency_ms = manifest.metrics.get("p50_ms", DEFAULT_LATENCY_MS)

@@ -1,0 +1,114 @@
+"""The out-of-scope score: does this text belong to any class the specialist was taught?
+
+Max-softmax confidence alone is a weak out-of-distribution signal: a text about
+something else entirely can still land far on one side of a linear boundary and
+get a confident label. Three scores are computed from the sentence vector, NumPy
+only, and combined:
+
+- `confidence`: 1 - the calibrated max probability (the head's own doubt);
+- `knn`: 1 - the mean cosine similarity to the `k` nearest training vectors (an
+  unseen intent sits far from every example, whatever side of a boundary it is on);
+- `mahalanobis`: the smallest Mahalanobis distance to a class centroid under one
+  shared (shrunk) covariance, divided by the dimension (Lee et al. 2018).
+
+Each score is standardised and a logistic combiner (fitted at training time on
+in-scope vs out-of-scope examples, real or simulated by held-out classes, see
+`oos_fit`) turns them into one number in (0, 1): the out-of-scope score. At or
+above the artifact's `oos.threshold` the request escalates as out of scope.
+
+The training vectors, centroids and precision matrix live in `weights.npz` under
+`oos_bank`, `oos_centroids` and `oos_precision`; the combiner in the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from modelyard.embeddings.base import Vectors
+from modelyard.specialists.manifest import OosInfo
+
+Floats = npt.NDArray[np.float64]
+SCORES = ("confidence", "knn", "mahalanobis")
+BANK, CENTROIDS, PRECISION = "oos_bank", "oos_centroids", "oos_precision"
+DEFAULT_K = 5
+# Shrinkage of the shared covariance towards a scaled identity: with a few dozen
+# examples per class in 384 dimensions the raw covariance is singular.
+SHRINKAGE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """What the kNN and Mahalanobis scores need: the training vectors, the class
+    centroids and the inverse of their shared covariance."""
+
+    bank: npt.NDArray[np.float32]
+    centroids: Floats
+    precision: Floats
+
+    @classmethod
+    def fit(cls, x: Vectors, y: npt.NDArray[np.int64], n_classes: int) -> Geometry:
+        """From unit training vectors `x` and their class indices `y`."""
+        x64 = np.asarray(x, dtype=np.float64)
+        dim = x64.shape[1]
+        centroids = np.zeros((n_classes, dim))
+        for c in range(n_classes):
+            members = x64[y == c]
+            if len(members):
+                centroids[c] = members.mean(axis=0)
+        centred = x64 - centroids[y]
+        cov = centred.T @ centred / max(1, len(x64) - n_classes)
+        scale = float(np.trace(cov)) / dim or 1.0
+        cov = (1 - SHRINKAGE) * cov + SHRINKAGE * scale * np.eye(dim)
+        precision: Floats = np.asarray(np.linalg.inv(cov), dtype=np.float64)
+        return cls(np.asarray(x, dtype=np.float32), centroids, precision)
+
+    def arrays(self) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.float32]]:
+        return {BANK: self.bank, CENTROIDS: self.centroids, PRECISION: self.precision}
+
+    def knn(self, x: Vectors, k: int = DEFAULT_K) -> Floats:
+        """1 - mean cosine similarity to the k nearest training vectors (unit vectors)."""
+        sims = np.asarray(x, dtype=np.float32) @ self.bank.T
+        k = min(k, sims.shape[1])
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return np.asarray(1.0 - top.mean(axis=1), dtype=np.float64)
+
+    def mahalanobis(self, x: Vectors) -> Floats:
+        """min over classes of (x - mu)^T P (x - mu), divided by the dimension."""
+        x64 = np.asarray(x, dtype=np.float64)
+        xp = x64 @ self.precision
+        quad_x = np.einsum("ij,ij->i", xp, x64)
+        quad_mu = np.einsum("ij,jk,ik->i", self.centroids, self.precision, self.centroids)
+        dist = quad_x[:, None] - 2 * xp @ self.centroids.T + quad_mu[None, :]
+        return np.asarray(np.maximum(dist.min(axis=1), 0.0) / x64.shape[1])
+
+
+def features(geometry: Geometry, x: Vectors, confidence: Floats, k: int = DEFAULT_K) -> Floats:
+    """(n, 3): the raw `confidence`, `knn` and `mahalanobis` scores (higher: less in scope)."""
+    return np.column_stack(
+        [
+            1.0 - np.asarray(confidence, dtype=np.float64),
+            geometry.knn(x, k),
+            geometry.mahalanobis(x),
+        ]
+    )
+
+
+def combine(info: OosInfo, feats: Floats) -> Floats:
+    """The combined out-of-scope score in (0, 1) for raw `features`."""
+    z = (feats - np.asarray(info.mean)) / np.asarray(info.scale)
+    logit = z @ np.asarray(info.weights) + info.bias
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50))))
+
+
+class OosScorer:
+    """Scores texts' vectors for being out of scope; built from an artifact."""
+
+    def __init__(self, info: OosInfo, geometry: Geometry) -> None:
+        self.info = info
+        self.geometry = geometry
+
+    def scores(self, x: Vectors, confidence: Floats) -> Floats:
+        return combine(self.info, features(self.geometry, x, confidence, self.info.k))
