@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Literal
 
 import anyio
@@ -22,7 +23,7 @@ from modelyard.evaluation.cli import eval_command
 from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.specialists.cli import app as specialist_app
-from modelyard.types import ChatRequest, Message
+from modelyard.types import ChatRequest, Message, money_text
 
 app = typer.Typer(help="modelyard: route each request to the cheapest model that is good enough.")
 route_app = typer.Typer(help="Inspect routing decisions without calling a model.")
@@ -173,10 +174,10 @@ def usage(
             str(r.interrupted),
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
-            str(r.cost_usd),
+            money_text(r.cost_usd),
         )
     console.print(table)
-    console.print(f"total: ${total}")
+    console.print(f"total: ${money_text(Decimal(total))}")
 
 
 async def _usage_rows(url: str, days: int, groups: tuple[str, ...]) -> list:  # type: ignore[type-arg]

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import anyio
@@ -96,6 +97,9 @@ class Outcome:
     card: ModelCard
     cost_usd: Money
     failed: tuple[FailedAttempt, ...]
+    # The specialist's low-confidence (or out-of-scope) answer returned as the last
+    # resort, when nothing was left to escalate to; None for a confident answer.
+    last_resort: LowConfidenceError | None = None
 
 
 @dataclass
@@ -156,6 +160,9 @@ class _Run:
         self.retried: set[str] = set()
         self.wait_s = 0.0
         self.escalation: _Escalation | None = None
+        # What escalated attempts of this request were billed: the caller's cost is
+        # the request's total, not only the last attempt's.
+        self.escalated_cost: Money = Decimal(0)
 
     def remaining(self) -> float:
         return self.deadline - self.ex.monotonic()
@@ -294,7 +301,8 @@ class Executor:
                 return outcome
         if (esc := run.escalation) is not None:
             card = esc.attempt.candidate.card
-            return Outcome(esc.error.completion, card, esc.cost_usd, run.failed_before(esc))
+            failed = run.failed_before(esc)
+            return Outcome(esc.error.completion, card, run.escalated_cost, failed, esc.error)
         raise run.exhausted()
 
     async def _attempt(
@@ -326,7 +334,8 @@ class Executor:
             run.decision, ctx, attempt, usage, "ok", None, completion.confidence, source=source
         )
         await self.capture(run.decision, ctx, attempt, request, completion.content)
-        return Outcome(with_usage(completion, usage), candidate.card, cost, tuple(run.failed))
+        total = cost + run.escalated_cost
+        return Outcome(with_usage(completion, usage), candidate.card, total, tuple(run.failed))
 
     def _checked(
         self, decision: Decision, ctx: CallContext, card: ModelCard, completion: Completion
@@ -410,12 +419,14 @@ class Executor:
         while (candidate := await run.next()) is not None:
             if (opened := await self._one_or_race(run, candidate, open_one, abandon)) is not None:
                 a, failed = opened.attempt, tuple(run.failed)
-                return LiveStream(
+                live = LiveStream(
                     self, decision, ctx, a, opened.head, opened.chunks, failed, request=request
                 )
+                live.prior_cost = run.escalated_cost
+                return live
         if (esc := run.escalation) is not None:
             chunks = completion_chunks(esc.error.completion)
-            return LiveStream(
+            replayed = LiveStream(
                 self,
                 decision,
                 ctx,
@@ -426,6 +437,9 @@ class Executor:
                 request=request,
                 billed_cost=esc.cost_usd,
             )
+            replayed.prior_cost = run.escalated_cost - esc.cost_usd
+            replayed.last_resort = esc.error
+            return replayed
         raise run.exhausted()
 
     async def _open(
@@ -474,6 +488,7 @@ class Executor:
             run.decision, ctx, attempt, usage, "escalated", exc, exc.confidence, source=source
         )
         run.escalation = _Escalation(attempt, exc, cost)
+        run.escalated_cost += cost
         run.failed.append(FailedAttempt(attempt.candidate.card.id, exc))
 
     async def _cancelled(

@@ -16,7 +16,7 @@ import anyio
 
 from modelyard.attempts import checked_usage
 from modelyard.catalog.tokens import count_text
-from modelyard.errors import ModelyardError
+from modelyard.errors import LowConfidenceError, ModelyardError
 from modelyard.ledger.records import AttemptStatus, UsageSource
 from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -57,6 +57,11 @@ class LiveStream:
         self.usage_source: UsageSource = "reported"
         self.confidence: float | None = None
         self.cost_usd: Money | None = billed_cost
+        # Billed before this stream by escalated attempts of the same request: the
+        # final chunk shows the request's total.
+        self.prior_cost: Money = Money(0)
+        # The low-confidence answer returned as the last resort (see `Outcome`).
+        self.last_resort: LowConfidenceError | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"

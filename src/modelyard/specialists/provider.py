@@ -35,7 +35,7 @@ from modelyard.errors import (
 )
 from modelyard.providers.base import DeploymentSettings
 from modelyard.specialists.settings import SpecialistSettings
-from modelyard.specialists.text import request_text
+from modelyard.specialists.text import capped_token_lengths, request_text
 from modelyard.types import ChatRequest, Chunk, Completion, ResponseFormat, Usage
 
 if TYPE_CHECKING:  # NumPy is imported when the artifact is loaded, not at start-up
@@ -100,8 +100,8 @@ class SpecialistProvider:
     def _answer(self, text: str) -> _Answer:
         """Runs in a worker thread: encode + head + calibration."""
         model = self.warm()
-        tokens = model.encoder.token_lengths([text])[0]
         limit = model.encoder.max_tokens
+        tokens = capped_token_lengths(model.encoder, [text], limit)[0]
         prediction = model.classify([text])[0]
         too_long = limit is not None and tokens > limit
         return _Answer(prediction, min(tokens, limit) if limit else tokens, too_long)
