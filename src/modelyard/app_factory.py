@@ -18,6 +18,7 @@ from modelyard.config import Config, load
 from modelyard.engine import Engine, build_engine
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.ledger.records import LedgerStore
+from modelyard.specialists.provider import warm_specialists
 from modelyard.specialists.stack import with_specialists
 
 if TYPE_CHECKING:
@@ -65,8 +66,20 @@ class Stack:
         ledger = ledger or open_ledger(self.ledger_url)
         client = httpx.AsyncClient(limits=UPSTREAM_LIMITS)
         engine = self.build_engine(ledger, client)
+
+        async def warm() -> None:
+            await warm_specialists(engine.executor.providers)
+
+        async def drain() -> None:
+            # Shadow answers still running are recorded before the ledger closes.
+            drain_shadows = getattr(engine.executor.observer, "drain", None)
+            if drain_shadows is not None:
+                await drain_shadows()
+
         return create_app(
-            engine, on_startup=[ledger.open], on_shutdown=[client.aclose, ledger.close]
+            engine,
+            on_startup=[ledger.open, warm],
+            on_shutdown=[client.aclose, drain, ledger.close],
         )
 
 

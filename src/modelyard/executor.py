@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 
@@ -212,6 +212,22 @@ class _Run:
         return tuple(f for f in self.failed if f.error is not escalation.error)
 
 
+class AnswerObserver(Protocol):
+    """Told about every served answer (shadowed specialists listen here)."""
+
+    def observe(
+        self,
+        *,
+        task: str | None,
+        request: ChatRequest,
+        request_id: str,
+        decision_id: str,
+        served_model: str,
+        answer: str | None,
+        served_cost: Money,
+    ) -> None: ...
+
+
 class Executor:
     """Runs decisions against providers (keyed by deployment name) and bills each attempt.
 
@@ -230,6 +246,7 @@ class Executor:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         capture_tasks: frozenset[str] = frozenset(),
+        observer: AnswerObserver | None = None,
     ) -> None:
         self.providers = providers
         self.ledger = ledger
@@ -239,6 +256,7 @@ class Executor:
         self.clock = clock
         self.monotonic = monotonic
         self.capture_tasks = capture_tasks
+        self.observer = observer
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
         """An attempt's book-keeping, not written ahead: `bill` then writes its record
@@ -335,6 +353,7 @@ class Executor:
         )
         await self.capture(run.decision, ctx, attempt, request, completion.content)
         total = cost + run.escalated_cost
+        self.served(run.decision, ctx, request, candidate.card.id, completion.content, total)
         return Outcome(with_usage(completion, usage), candidate.card, total, tuple(run.failed))
 
     def _checked(
@@ -598,6 +617,27 @@ class Executor:
             confidence=confidence,
             usage_source=source,
         )
+
+    def served(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        request: ChatRequest,
+        model_id: str,
+        answer: str | None,
+        cost: Money,
+    ) -> None:
+        """Tell the observer (shadowed specialists) about a served answer."""
+        if self.observer is not None:
+            self.observer.observe(
+                task=decision.requirements.task,
+                request=request,
+                request_id=ctx.request_id,
+                decision_id=decision.id,
+                served_model=model_id,
+                answer=answer,
+                served_cost=cost,
+            )
 
     async def capture(
         self,

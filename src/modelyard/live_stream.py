@@ -99,6 +99,8 @@ class LiveStream:
         if status == "ok":
             text = "".join(self._attempt.streamed_text)
             await ex.capture(self.decision, self._ctx, self._attempt, self._request, text)
+            total = self.cost_usd + self.prior_cost
+            ex.served(self.decision, self._ctx, self._request, self.card.id, text, total)
 
     def _seen(self, chunk: Chunk) -> Chunk:
         if chunk.usage is not None:

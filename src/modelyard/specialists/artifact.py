@@ -40,7 +40,7 @@ from modelyard.specialists.manifest import (
     version_dirs,
     version_number,
 )
-from modelyard.specialists.oos import BANK, CENTROIDS, PRECISION, Geometry, OosScorer
+from modelyard.specialists.oos import BANK, CENTRE, CENTROIDS, PRECISION, Geometry, OosScorer
 
 # Old versions kept beside the newest, for a quick rollback by hand.
 KEEP_VERSIONS = 3
@@ -167,11 +167,12 @@ def load_specialist(path: str | Path, encoder: Encoder | None = None) -> Special
         raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
     oos = None
     if manifest.oos is not None:
-        missing = [k for k in (BANK, CENTROIDS, PRECISION) if k not in weights]
+        missing = [k for k in (BANK, CENTRE, CENTROIDS, PRECISION) if k not in weights]
         if missing:
             raise ArtifactError(f"{folder / WEIGHTS}: out-of-scope arrays missing: {missing}")
         geometry = Geometry(
             np.asarray(weights[BANK], dtype=np.float32),
+            np.asarray(weights[CENTRE], dtype=np.float64),
             np.asarray(weights[CENTROIDS], dtype=np.float64),
             np.asarray(weights[PRECISION], dtype=np.float64),
         )

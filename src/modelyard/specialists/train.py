@@ -68,7 +68,7 @@ class TrainOptions:
     target_accuracy: float = 0.95
     # The out-of-scope threshold escalates this share of out-of-scope inputs (real
     # ones if given, else simulated by holding out whole classes in `oos_folds` folds).
-    oos_target_recall: float = 0.9
+    oos_target_recall: float = 0.85
     oos_folds: int = 4
     oos_check: bool = True
 
