@@ -33,14 +33,19 @@ from modelyard.specialists.manifest import (
     specialists_home,
     version_dirs,
 )
+from modelyard.types import money_text
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     from modelyard.ledger import Exchange
     from modelyard.specialists.data import LabelledData
     from modelyard.specialists.distill import DistillSet
+    from modelyard.specialists.shadow import ShadowSummary
     from modelyard.specialists.train import TrainOptions
 
-app = typer.Typer(help="Train, evaluate, distill and list owned specialists.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, evaluate, distill, list, and shadow/promote owned specialists.",
+    no_args_is_help=True,
+)
 console = Console()
 
 NameOpt = Annotated[str, typer.Option("--name", help="Its name; served as specialist/NAME.")]
@@ -458,3 +463,94 @@ def list_specialists(folder: DirOpt = None) -> None:
     console.print(table)
     if not names:
         console.print("none yet: `modelyard specialist train --name NAME --data FILE ...`")
+
+
+LastOpt = Annotated[int, typer.Option("--last", help="Look at the last N shadowed requests.")]
+DatabaseOpt = Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")]
+
+
+@app.command("status")
+def status(
+    name: NameOpt, last: LastOpt = 200, database: DatabaseOpt = None, folder: DirOpt = None
+) -> None:
+    """Shadow-mode figures: agreement with the served answers, coverage, projected saving."""
+    from modelyard.specialists.shadow import is_promoted
+
+    with _errors():
+        name_dir = _home(folder) / check_name(name)
+        summary = anyio.run(_summary, database, name, last)
+        manifest = read_manifest(name_dir) if version_dirs(name_dir) else None
+        _print_status(name, summary, last, manifest, is_promoted(name_dir))
+
+
+async def _summary(database: str | None, name: str, last: int) -> ShadowSummary:
+    from modelyard.ledger import ledger_url_from_env, open_ledger
+    from modelyard.specialists.shadow import summarise
+
+    ledger = open_ledger(database or ledger_url_from_env())
+    await ledger.open()
+    try:
+        records = await ledger.records(limit=1_000_000)
+    finally:
+        await ledger.close()
+    return summarise(records, f"specialist/{name}", last)
+
+
+def _print_status(
+    name: str, s: ShadowSummary, last: int, manifest: Manifest | None, promoted: bool
+) -> None:
+    if s.shadowed == 0:
+        task = manifest.task if manifest else name
+        console.print(
+            f"specialist/{escape(name)} has shadowed no request yet. Shadow mode needs "
+            f"`mode: shadow` in its `specialists:` entry and requests that declare its task "
+            f'(modelyard: {{"task": "{escape(task)}"}} or the x-modelyard-task header)'
+        )
+        return
+    table = Table(title=f"specialist/{name} in shadow, last {s.shadowed:,} of {last:,} requests")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("agreement with the served answer", f"{s.agreement:.1%} of {s.compared:,}")
+    table.add_row("not comparable (served answer not a label)", f"{s.shadowed - s.compared:,}")
+    table.add_row("coverage (would answer, not escalate)", f"{s.coverage:.1%}")
+    table.add_row("served cost of these requests", f"${money_text(s.served_cost)}")
+    table.add_row(
+        "projected saving (served cost it would answer)", f"${money_text(s.projected_saving)}"
+    )
+    table.add_row("promoted", "yes (serves from the next start)" if promoted else "no")
+    console.print(table)
+
+
+@app.command("promote")
+def promote(
+    name: NameOpt,
+    min_agreement: Annotated[
+        float, typer.Option("--min-agreement", help="Agreement needed over the last N.")
+    ] = 0.95,
+    last: LastOpt = 200,
+    database: DatabaseOpt = None,
+    folder: DirOpt = None,
+) -> None:
+    """Switch a shadowed specialist to serving when it agreed often enough."""
+    from modelyard.specialists.data import DataError
+    from modelyard.specialists.shadow import write_promotion
+
+    with _errors():
+        name_dir = _home(folder) / check_name(name)
+        read_manifest(name_dir)
+        summary = anyio.run(_summary, database, name, last)
+        if summary.compared < last:
+            raise DataError(
+                f"specialist/{name}: {summary.compared:,} comparable shadowed request(s), "
+                f"fewer than --last {last:,}; keep it in shadow longer (or lower --last)"
+            )
+        if summary.agreement < min_agreement:
+            raise DataError(
+                f"specialist/{name}: agreement {summary.agreement:.1%} over the last "
+                f"{summary.compared:,} is below --min-agreement {min_agreement:.1%}; not promoted"
+            )
+        out = write_promotion(name_dir, summary, f"promote --min-agreement {min_agreement}")
+        console.print(
+            f"promoted specialist/{escape(name)} ({summary.agreement:.1%} agreement over "
+            f"{summary.compared:,}); it serves from the next start ({out})"
+        )
