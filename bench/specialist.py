@@ -280,7 +280,9 @@ async def serve_figures(folder: Path, texts: list[str], n: int, concurrency: int
             tg.start_soon(limited, req)
     burst_s = time.perf_counter() - t1
     engine = await engine_latency(folder, requests[:n])
+    oos = oos_latency(provider.warm(), texts[:n])
     return {
+        "oos_score": oos,
         "load_s": round(load_s, 2),
         "cold": percentiles(cold),
         "warm": percentiles(warm),
@@ -293,6 +295,21 @@ async def serve_figures(folder: Path, texts: list[str], n: int, concurrency: int
             m for m in ("sklearn", "scipy", "matplotlib", "torch") if m in sys.modules
         ),
     }
+
+
+def oos_latency(model: Any, texts: list[str]) -> dict[str, float]:
+    """The out-of-scope score alone (kNN over the training vectors, Mahalanobis,
+    combiner) per single request, its vector already computed: what it adds."""
+    if model.oos is None:
+        return {}
+    vectors = model.encoder.encode(texts)
+    ms = []
+    for v in vectors:
+        one = v[None, :]
+        start = time.perf_counter()
+        model.oos.scores(one, model.probabilities(one).max(axis=1))
+        ms.append((time.perf_counter() - start) * 1000)
+    return percentiles(ms)
 
 
 async def engine_latency(folder: Path, requests: Sequence[Any]) -> dict[str, float]:
@@ -411,6 +428,9 @@ def report(results: dict[str, Any], box_usd_per_hour: float) -> None:
          f"{sv['warm']['p50_ms']:.2f} / {sv['warm']['p99_ms']:.2f} ms"),
         ("latency via Engine (router+executor+ledger) p50 / p99",
          f"{sv['engine']['p50_ms']:.2f} / {sv['engine']['p99_ms']:.2f} ms"),
+        ("out-of-scope score alone p50 / p99 (in the figures above)",
+         f"{sv['oos_score'].get('p50_ms', float('nan')):.2f} / "
+         f"{sv['oos_score'].get('p99_ms', float('nan')):.2f} ms"),
         ("requests/s", f"{sv['requests_per_s']:.0f} at concurrency {sv['concurrency']}"),
         ("serving process RSS / load time", f"{sv['serve_rss_mb']} MB / {sv['load_s']} s"),
         ("training libraries loaded when serving", ", ".join(sv["training_libs_loaded"]) or "none"),

@@ -114,6 +114,8 @@ class ShadowRunner:
         shadow = self.shadows.get(task or "")
         if shadow is None or served_model == shadow.model_id:
             return
+        if shadow.deployment not in self.providers:  # unavailable at start-up: nothing to ask
+            return
         served = _Served(request_id, decision_id, served_model, answer, served_cost)
         work = self._run(shadow, request, served)
         # Background: the caller's response does not wait for the shadow answer.

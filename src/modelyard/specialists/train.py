@@ -191,7 +191,7 @@ def train_specialist(
     fit_y = np.array([index[data.labels[i]] for i in fit_idx], dtype=np.int64)
     geometry = Geometry.fit(x[fit_idx], fit_y, len(labels))
     oos_info = _fit_oos(
-        x, data, fit_idx, (held_idx, held_y), head, temperature, threshold, geometry, options,
+        x, data, fit_idx, held_idx, head, temperature, threshold, geometry, options,
         oos, encoder, stages,
     )  # fmt: skip
     if oos_info is not None:
@@ -232,7 +232,7 @@ def _fit_oos(
     x: Vectors,
     data: LabelledData,
     fit_idx: Ints,
-    held: tuple[Ints, Ints],
+    held_idx: Ints,
     head: Head,
     temperature: float,
     threshold: float,
@@ -246,7 +246,6 @@ def _fit_oos(
     (fewer than three classes and no out-of-scope examples) or is switched off."""
     if not options.oos_check:
         return None
-    held_idx = held[0]
     held_conf = softmax(head.logits(x[held_idx]), temperature).max(axis=1)
     held_feats = features(geometry, x[held_idx], held_conf)
     sample: OosSample | None
