@@ -18,6 +18,7 @@ from modelyard.config import Config, load
 from modelyard.engine import Engine, build_engine
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.ledger.records import LedgerStore
+from modelyard.specialists.provider import warm_specialists
 from modelyard.specialists.stack import with_specialists
 
 if TYPE_CHECKING:
@@ -90,15 +91,23 @@ class Stack:
             auth.keys = budgets.keys
             app.state.keys = budgets.keys
             started.append(budgets)
+            # Specialists load now, not on their first request.
+            await warm_specialists(engine.executor.providers)
 
         async def close_budgets() -> None:
             for budgets in started:
                 await budgets.close()
 
+        async def drain() -> None:
+            # Shadow answers still running are recorded before the ledger closes.
+            drain_shadows = getattr(engine.executor.observer, "drain", None)
+            if drain_shadows is not None:
+                await drain_shadows()
+
         app = create_app(
             engine,
             on_startup=[open_all],
-            on_shutdown=[client.aclose, close_budgets, ledger.close],
+            on_shutdown=[client.aclose, close_budgets, drain, ledger.close],
             front=front,
             authenticator=auth,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Literal
 
 import anyio
@@ -24,7 +25,7 @@ from modelyard.keys_cli import USAGE_GROUPS, budgets_app, keys_app, print_usage_
 from modelyard.learned.cli import app as router_app
 from modelyard.ledger import ledger_url_from_env, open_ledger
 from modelyard.specialists.cli import app as specialist_app
-from modelyard.types import ChatRequest, Message
+from modelyard.types import ChatRequest, Message, money_text
 from modelyard.verifiers.cli import app as verifier_app
 
 app = typer.Typer(help="modelyard: route each request to the cheapest model that is good enough.")
@@ -188,10 +189,10 @@ def usage(
             str(r.interrupted),
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
-            str(r.cost_usd),
+            money_text(r.cost_usd),
         )
     console.print(table)
-    console.print(f"total: ${total}")
+    console.print(f"total: ${money_text(Decimal(total))}")
 
 
 async def _usage_rows(url: str, days: int, groups: tuple[str, ...]) -> list:  # type: ignore[type-arg]

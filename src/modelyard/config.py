@@ -121,6 +121,14 @@ class ResilienceConfig(_Strict):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
 
+class ShadowPromotion(_Strict):
+    """Promote a shadow specialist automatically once it agreed with the served
+    answer on at least `agreement` of the last `last` requests it shadowed."""
+
+    agreement: float = Field(gt=0, le=1)
+    last: int = Field(default=200, ge=1)
+
+
 class SpecialistConfig(_Strict):
     """A trained specialist to serve as `specialist/<name>` (see `modelyard.specialists`).
 
@@ -130,7 +138,15 @@ class SpecialistConfig(_Strict):
     artifact: str | None = None
     task: str | None = None
     min_confidence: float | None = Field(default=None, ge=0, le=1)
+    # The out-of-scope score at or above which a request escalates (default: the
+    # artifact's; 1 switches the check off).
+    oos_threshold: float | None = Field(default=None, ge=0, le=1)
     cost_per_call_usd: Price = Decimal(0)
+    # `shadow`: the normal route serves; the specialist answers too, in the
+    # background, unbilled to the caller, and the ledger tracks its agreement until
+    # `modelyard specialist promote` (or `promote_at`) switches it to serving.
+    mode: Literal["serve", "shadow"] = "serve"
+    promote_at: ShadowPromotion | None = None
 
 
 class ScorerConfig(_Strict):

@@ -36,7 +36,8 @@ from modelyard.routing.policies import FixedPolicy, Policy
 from modelyard.routing.router import Router
 from modelyard.routing.scorers import Scorer
 from modelyard.routing.threshold import ThresholdPolicy
-from modelyard.specialists.stack import with_specialists
+from modelyard.specialists.shadow import ShadowRunner
+from modelyard.specialists.stack import shadows, with_specialists
 from modelyard.types import ChatRequest
 
 
@@ -245,6 +246,7 @@ def build_engine(
     fault injection); otherwise adapters are built over `client`. `clock` and
     `monotonic` are injectable so a replay can run on a fake clock."""
     config = with_specialists(config, env, source=source)
+    shadowed = shadows(config, env)
     catalog = build_catalog(config, env, source)
     if providers is None:
         providers = build_providers(catalog, config, env, client or httpx.AsyncClient())
@@ -258,6 +260,9 @@ def build_engine(
         limits=build_limits(config),
         clock=clock,
         monotonic=monotonic,
-        capture_tasks=frozenset(config.capture.tasks),
+        # A shadowed task is captured too, so `distill` can retrain from that traffic.
+        capture_tasks=frozenset(config.capture.tasks) | frozenset(shadowed),
     )
+    if shadowed:
+        executor.observer = ShadowRunner(shadowed, providers, ledger, ids, clock)
     return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)

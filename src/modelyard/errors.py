@@ -261,12 +261,24 @@ class LowConfidenceError(ProviderError):
         confidence: float,
         threshold: float,
         completion: Completion,
+        oos_score: float | None = None,
+        oos_threshold: float | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
         self.confidence = confidence
         self.threshold = threshold
         self.completion = completion
+        self.oos_score = oos_score
+        self.oos_threshold = oos_threshold
+
+
+class OutOfScopeError(LowConfidenceError):
+    """A specialist answered a request that belongs to none of its classes (its
+    out-of-scope score reached its threshold): escalated like a low-confidence
+    answer, but recorded as its own error class so the ledger tells the two apart."""
+
+    code = "out_of_scope"
 
 
 class AnswerRejectedError(ModelyardError):

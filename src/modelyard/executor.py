@@ -19,7 +19,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 
@@ -114,6 +115,9 @@ class Outcome:
     cascade: CascadeTrace | None = None
     # A council's members, claims and agreement; `cost_usd` is every call's.
     council: CouncilResult | None = None
+    # The specialist's low-confidence (or out-of-scope) answer returned as the last
+    # resort, when nothing was left to escalate to; None for a confident answer.
+    last_resort: LowConfidenceError | None = None
 
 
 @dataclass
@@ -174,6 +178,9 @@ class _Run:
         self.retried: set[str] = set()
         self.wait_s = 0.0
         self.escalation: _Escalation | None = None
+        # What escalated attempts of this request were billed: the caller's cost is
+        # the request's total, not only the last attempt's.
+        self.escalated_cost: Money = Decimal(0)
 
     def remaining(self) -> float:
         return self.deadline - self.ex.monotonic()
@@ -223,6 +230,22 @@ class _Run:
         return tuple(f for f in self.failed if f.error is not escalation.error)
 
 
+class AnswerObserver(Protocol):
+    """Told about every served answer (shadowed specialists listen here)."""
+
+    def observe(
+        self,
+        *,
+        task: str | None,
+        request: ChatRequest,
+        request_id: str,
+        decision_id: str,
+        served_model: str,
+        answer: str | None,
+        served_cost: Money,
+    ) -> None: ...
+
+
 class Executor:
     """Runs decisions against providers (keyed by deployment name) and bills each attempt.
 
@@ -241,6 +264,7 @@ class Executor:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         capture_tasks: frozenset[str] = frozenset(),
+        observer: AnswerObserver | None = None,
     ) -> None:
         self.providers = providers
         self.ledger = ledger
@@ -255,6 +279,7 @@ class Executor:
         self.planner: Callable[[ChatRequest], Decision] | None = None
         # Issue 12: reserve before each attempt's write-ahead, settle after it.
         self.budgets: BudgetGate | None = None
+        self.observer = observer
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
         """An attempt's book-keeping, not written ahead: `bill` then writes its record
@@ -353,7 +378,10 @@ class Executor:
                 return outcome
         if (esc := run.escalation) is not None:
             card = esc.attempt.candidate.card
-            return Outcome(esc.error.completion, card, esc.cost_usd, run.failed_before(esc))
+            failed = run.failed_before(esc)
+            return Outcome(
+                esc.error.completion, card, run.escalated_cost, failed, last_resort=esc.error
+            )
         raise run.exhausted()
 
     async def _attempt(
@@ -386,7 +414,9 @@ class Executor:
             run.decision, ctx, attempt, usage, "ok", None, completion.confidence, source=source
         )
         await self.capture(run.decision, ctx, attempt, request, completion.content)
-        return Outcome(with_usage(completion, usage), candidate.card, cost, tuple(run.failed))
+        total = cost + run.escalated_cost
+        self.served(run.decision, ctx, request, candidate.card.id, completion.content, total)
+        return Outcome(with_usage(completion, usage), candidate.card, total, tuple(run.failed))
 
     def _checked(
         self, decision: Decision, ctx: CallContext, card: ModelCard, completion: Completion
@@ -478,12 +508,14 @@ class Executor:
         while (candidate := await run.next()) is not None:
             if (opened := await self._one_or_race(run, candidate, open_one, abandon)) is not None:
                 a, failed = opened.attempt, tuple(run.failed)
-                return LiveStream(
+                live = LiveStream(
                     self, decision, ctx, a, opened.head, opened.chunks, failed, request=request
                 )
+                live.prior_cost = run.escalated_cost
+                return live
         if (esc := run.escalation) is not None:
             chunks = completion_chunks(esc.error.completion)
-            return LiveStream(
+            replayed = LiveStream(
                 self,
                 decision,
                 ctx,
@@ -494,6 +526,9 @@ class Executor:
                 request=request,
                 billed_cost=esc.cost_usd,
             )
+            replayed.prior_cost = run.escalated_cost - esc.cost_usd
+            replayed.last_resort = esc.error
+            return replayed
         raise run.exhausted()
 
     async def _open(
@@ -543,6 +578,7 @@ class Executor:
             run.decision, ctx, attempt, usage, "escalated", exc, exc.confidence, source=source
         )
         run.escalation = _Escalation(attempt, exc, cost)
+        run.escalated_cost += cost
         run.failed.append(FailedAttempt(attempt.candidate.card.id, exc))
 
     async def _cancelled(
@@ -673,6 +709,27 @@ class Executor:
             tags=",".join(who.tags) if who and who.tags else None,
             budget_note=decision.budget_note,
         )
+
+    def served(
+        self,
+        decision: Decision,
+        ctx: CallContext,
+        request: ChatRequest,
+        model_id: str,
+        answer: str | None,
+        cost: Money,
+    ) -> None:
+        """Tell the observer (shadowed specialists) about a served answer."""
+        if self.observer is not None:
+            self.observer.observe(
+                task=decision.requirements.task,
+                request=request,
+                request_id=ctx.request_id,
+                decision_id=decision.id,
+                served_model=model_id,
+                answer=answer,
+                served_cost=cost,
+            )
 
     async def capture(
         self,

@@ -16,7 +16,7 @@ import anyio
 
 from modelyard.attempts import checked_usage
 from modelyard.catalog.tokens import count_text
-from modelyard.errors import ModelyardError
+from modelyard.errors import LowConfidenceError, ModelyardError
 from modelyard.ledger.records import AttemptStatus, UsageSource
 from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -63,6 +63,11 @@ class LiveStream:
         self.cascade: CascadeTrace | None = None
         # Set by a council: its members, claims and agreement (body and headers).
         self.council: CouncilResult | None = None
+        # Billed before this stream by escalated attempts of the same request: the
+        # final chunk shows the request's total.
+        self.prior_cost: Money = Money(0)
+        # The low-confidence answer returned as the last resort (see `Outcome`).
+        self.last_resort: LowConfidenceError | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"
@@ -100,6 +105,8 @@ class LiveStream:
         if status == "ok":
             text = "".join(self._attempt.streamed_text)
             await ex.capture(self.decision, self._ctx, self._attempt, self._request, text)
+            total = self.cost_usd + self.prior_cost
+            ex.served(self.decision, self._ctx, self._request, self.card.id, text, total)
 
     def _seen(self, chunk: Chunk) -> Chunk:
         if chunk.usage is not None:

@@ -21,6 +21,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Money = Decimal
+
+
+def money_text(value: Decimal) -> str:
+    """A cost as plain decimal text: `0` rather than `0E-9`, `0.00000012` rather
+    than `1.2E-7` (what `str` gives for a quantized zero or a tiny amount)."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
 """US dollars. Never a float."""
 
 

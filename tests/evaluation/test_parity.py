@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -54,7 +55,8 @@ async def _over_http(harness: ReplayHarness, items: list[tuple[int, str, bool]])
             else:
                 texts.append(response.json()["choices"][0]["message"]["content"])
                 records = await harness.ledger.records(request_id=response.headers["x-request-id"])
-                assert response.headers["x-modelyard-cost-usd"] == str(records[-1].cost_usd)
+                cost = Decimal(response.headers["x-modelyard-cost-usd"])
+                assert cost == sum((r.cost_usd for r in records), Decimal(0))
     return texts
 
 

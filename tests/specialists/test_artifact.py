@@ -40,7 +40,7 @@ def train(tmp_path: Path, **options: Any) -> Trained:
 
 def test_the_manifest_describes_the_weights(intents_dir: Path) -> None:
     m = read_manifest(intents_dir)
-    assert m.format_version == 1
+    assert m.format_version == 2
     assert m.labels == LABELS
     assert m.encoder.name == ENCODER
     assert m.encoder.id == "hashing-bow-256"
@@ -129,7 +129,9 @@ def test_unknown_format_and_missing_artifact_are_clear(tmp_path: Path, intents_d
     copy.mkdir(parents=True)
     data = json.loads((resolve(intents_dir) / MANIFEST).read_text())
     (copy / MANIFEST).write_text(json.dumps({**data, "format_version": 99}))
-    with pytest.raises(ArtifactError, match="format_version 99; this modelyard reads version 1"):
+    with pytest.raises(
+        ArtifactError, match="format_version 99; this modelyard reads versions 1, 2"
+    ):
         read_manifest(copy)
     (copy / MANIFEST).write_text(json.dumps({**data, "temperature": -1}))
     with pytest.raises(ArtifactError, match="temperature"):

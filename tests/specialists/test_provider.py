@@ -90,7 +90,8 @@ async def test_below_the_threshold_it_raises_low_confidence_with_its_answer(
     assert exc.completion.confidence == exc.confidence
     assert exc.completion.content in ("billing", "shipping", "login")
     assert exc.provider == "specialist-intents"
-    assert "below threshold 0.900" in exc.message
+    assert "low confidence: confidence" in exc.message
+    assert "(threshold 0.900)" in exc.message
     with pytest.raises(LowConfidenceError):  # a stream escalates before any content
         [c async for c in p.stream(request(VAGUE), "intents")]
 

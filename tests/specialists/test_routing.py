@@ -25,7 +25,7 @@ from modelyard.providers.base import DeploymentSettings
 from modelyard.providers.function import FunctionProvider
 from modelyard.specialists.manifest import read_manifest
 from modelyard.specialists.provider import SpecialistProvider
-from modelyard.specialists.stack import with_specialists
+from modelyard.specialists.stack import quality_prior, with_specialists
 from modelyard.types import ChatRequest
 from tests.stack import ENV, STACK, echo_completion, stack_config
 
@@ -52,14 +52,21 @@ def engine_for(intents_dir: Path, ledger: InMemoryLedger, **spec: Any) -> Engine
     return build_engine(config, env=ENV, ledger=ledger, providers=providers, rng=random.Random(1))
 
 
-def test_the_card_serves_only_its_task_with_its_accuracy_as_quality(intents_dir: Path) -> None:
+def test_the_card_serves_only_its_task_with_a_cautious_accuracy_as_quality(
+    intents_dir: Path,
+) -> None:
     config = with_specialists(
         stack_config(specialists={"intents": {"artifact": str(intents_dir)}}), ENV
     )
     card = config.models[MODEL]
-    accuracy = read_manifest(intents_dir).heldout_accuracy
+    manifest = read_manifest(intents_dir)
+    accuracy = manifest.heldout_accuracy
+    assert accuracy is not None
+    # The lower end of the Wilson interval, not the (optimistic) held-out accuracy.
+    prior = quality_prior(accuracy, manifest.metrics["heldout_rows"])
+    assert prior < accuracy
     assert card.task == "intents"
-    assert card.quality.tasks == {"intents": accuracy}
+    assert card.quality.tasks == {"intents": prior}
     assert config.deployments[DEPLOYMENT].adapter == "specialist"
     assert config.deployments[DEPLOYMENT].private
     assert with_specialists(config, ENV) is config  # idempotent

@@ -8,7 +8,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal, Protocol
 
-AttemptStatus = Literal["ok", "error", "cancelled", "escalated", "started", "interrupted"]
+# `shadow`: a shadowed specialist's answer beside the served one; never billed.
+AttemptStatus = Literal["ok", "error", "cancelled", "escalated", "started", "interrupted", "shadow"]
 # Statuses that are not failures in a usage report: an escalation is a specialist
 # that answered but handed the request on because its confidence was too low.
 NOT_ERRORS: frozenset[str] = frozenset({"ok", "escalated"})

@@ -19,8 +19,13 @@ from modelyard.routing.requirements import hints_from_headers
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.render import SafeJSONResponse
 from modelyard.server.scrub import scrub
-from modelyard.server.wire import ChunkRenderer, chat_id, completion_json
-from modelyard.types import ChatRequest
+from modelyard.server.wire import (
+    ChunkRenderer,
+    chat_id,
+    completion_json,
+    low_confidence_header,
+)
+from modelyard.types import ChatRequest, money_text
 
 router = APIRouter(route_class=GuardedRoute)
 _T = TypeVar("_T")
@@ -65,7 +70,9 @@ async def _budget_headers(
     return headers
 
 
-def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any) -> dict[str, str]:
+def _routing_headers(
+    model: str, decision_id: str, request_id: str, failed: Any, last_resort: Any = None
+) -> dict[str, str]:
     headers = {
         "x-modelyard-model": model,
         "x-modelyard-decision": decision_id,
@@ -75,6 +82,10 @@ def _routing_headers(model: str, decision_id: str, request_id: str, failed: Any)
         headers["x-modelyard-failed-attempts"] = ",".join(
             f"{f.model_id}:{type(f.error).__name__}" for f in failed
         )
+    if last_resort is not None:
+        # A low-confidence answer returned because nothing was left to escalate to
+        # must not look like a confident one.
+        headers["x-modelyard-low-confidence"] = low_confidence_header(last_resort)
     return headers
 
 
@@ -107,10 +118,13 @@ async def chat_completions(
         decision_id=decision.id,
         cost_usd=outcome.cost_usd,
         failed=outcome.failed,
+        last_resort=outcome.last_resort,
     )
-    headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
-    # For a cascade, the cost of every hop and verifier call.
-    headers["x-modelyard-cost-usd"] = str(outcome.cost_usd)
+    headers = _routing_headers(
+        outcome.card.id, decision.id, request_id, outcome.failed, outcome.last_resort
+    )
+    # The request's total: every hop, verifier call, member and escalated attempt.
+    headers["x-modelyard-cost-usd"] = money_text(outcome.cost_usd)
     headers.update(await _budget_headers(engine, who, decision.budget_note))
     if outcome.cascade is not None:
         headers.update(outcome.cascade.headers())
@@ -160,7 +174,9 @@ def _sse_response(
         created=int(time.time()),
         include_usage=include_usage,
     )
-    headers = _routing_headers(live.card.id, live.decision.id, request_id, live.failed)
+    headers = _routing_headers(
+        live.card.id, live.decision.id, request_id, live.failed, live.last_resort
+    )
     headers["cache-control"] = "no-cache"
     headers.update(extra)
     if live.cascade is not None:
@@ -177,7 +193,14 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
     """Chunks as SSE; a failure after content ends the stream with an error event."""
     try:
         async for chunk in live:
-            cost = live.card.prices.cost(chunk.usage) if chunk.usage else None
+            cost = None
+            if chunk.usage:
+                # The request's total: this attempt plus any escalated before it.
+                cost = live.prior_cost + (
+                    chunk.usage.cost_usd
+                    if chunk.usage.cost_usd is not None
+                    else live.card.prices.cost(chunk.usage)
+                )
             if cost is not None and live.cascade is not None and live.cost_usd is not None:
                 cost = live.cost_usd  # a held-back cascade: what the caller pays, every hop
             for event in renderer.events(chunk, cost):

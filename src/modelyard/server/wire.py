@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from modelyard.errors import LowConfidenceError
 from modelyard.executor import FailedAttempt
 from modelyard.server.scrub import scrub
-from modelyard.types import Chunk, Completion, Usage
+from modelyard.types import Chunk, Completion, Usage, money_text
 
 
 def chat_id(upstream_id: str) -> str:
@@ -41,6 +42,7 @@ def completion_json(
     decision_id: str,
     cost_usd: Decimal,
     failed: tuple[FailedAttempt, ...],
+    last_resort: LowConfidenceError | None = None,
 ) -> dict[str, Any]:
     """A `chat.completion` object, plus a `modelyard` block with the routing facts."""
     message: dict[str, Any] = {"role": "assistant", "content": completion.content, "refusal": None}
@@ -63,10 +65,36 @@ def completion_json(
         "usage": usage_json(completion.usage),
         "modelyard": {
             "decision_id": decision_id,
-            "cost_usd": str(cost_usd),
+            "cost_usd": money_text(cost_usd),
             "failed_attempts": attempts_json(failed),
+            "low_confidence": None if last_resort is None else low_confidence_json(last_resort),
         },
     }
+
+
+def low_confidence_json(error: LowConfidenceError) -> dict[str, Any]:
+    """Why a specialist's answer was returned although it wanted to escalate."""
+    return {
+        "reason": error.code,
+        "confidence": round(error.confidence, 4),
+        "threshold": round(error.threshold, 4),
+        "oos_score": None if error.oos_score is None else round(error.oos_score, 4),
+        "oos_threshold": None if error.oos_threshold is None else round(error.oos_threshold, 4),
+    }
+
+
+def low_confidence_header(error: LowConfidenceError) -> str:
+    """`x-modelyard-low-confidence`: `low_confidence; confidence=0.41; threshold=0.6`."""
+    return "; ".join(
+        [
+            error.code,
+            *(
+                f"{k}={v}"
+                for k, v in low_confidence_json(error).items()
+                if k != "reason" and v is not None
+            ),
+        ]
+    )
 
 
 class ChunkRenderer:
@@ -115,7 +143,7 @@ class ChunkRenderer:
         if chunk.usage is not None and self.include_usage:
             extra: dict[str, Any] = {"usage": usage_json(chunk.usage)}
             if cost_usd is not None:
-                extra["modelyard"] = {"cost_usd": str(cost_usd)}
+                extra["modelyard"] = {"cost_usd": money_text(cost_usd)}
             yield self._envelope([], **extra)
 
     @staticmethod

@@ -40,6 +40,7 @@ from modelyard.specialists.manifest import (
     version_dirs,
     version_number,
 )
+from modelyard.specialists.oos import BANK, CENTRE, CENTROIDS, PRECISION, Geometry, OosScorer
 
 # Old versions kept beside the newest, for a quick rollback by hand.
 KEEP_VERSIONS = 3
@@ -49,8 +50,12 @@ Floats = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
+    """A label, its calibrated confidence, and (for an artifact with an out-of-scope
+    section) its out-of-scope score in (0, 1)."""
+
     label: str
     confidence: float
+    oos_score: float | None = None
 
 
 def softmax(logits: Floats, temperature: float = 1.0) -> Floats:
@@ -93,7 +98,9 @@ class Head:
 class SpecialistModel:
     """A loaded specialist: encoder + head + calibration. Classifies texts."""
 
-    def __init__(self, manifest: Manifest, head: Head, encoder: Encoder) -> None:
+    def __init__(
+        self, manifest: Manifest, head: Head, encoder: Encoder, oos: OosScorer | None = None
+    ) -> None:
         if head.n_classes != len(manifest.labels):
             raise ArtifactError(
                 f"the head has {head.n_classes} outputs but the manifest lists "
@@ -108,6 +115,7 @@ class SpecialistModel:
         self.head = head
         self.encoder = encoder
         self.labels = manifest.labels
+        self.oos = oos
 
     def probabilities(self, vectors: Vectors, *, calibrated: bool = True) -> Floats:
         """(n, labels) probabilities; temperature-scaled unless `calibrated=False`."""
@@ -117,7 +125,16 @@ class SpecialistModel:
     def predict_vectors(self, vectors: Vectors) -> list[Prediction]:
         probs = self.probabilities(vectors)
         best = probs.argmax(axis=1)
-        return [Prediction(self.labels[i], float(probs[row, i])) for row, i in enumerate(best)]
+        confidence = probs.max(axis=1)
+        scores = self.oos.scores(vectors, confidence) if self.oos is not None else None
+        return [
+            Prediction(
+                self.labels[i],
+                float(confidence[row]),
+                None if scores is None else float(scores[row]),
+            )
+            for row, i in enumerate(best)
+        ]
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """Label and calibrated confidence for each text (the encoder truncates long ones)."""
@@ -148,7 +165,19 @@ def load_specialist(path: str | Path, encoder: Encoder | None = None) -> Special
             weights = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights ({exc})") from None
-    return SpecialistModel(manifest, Head(manifest.head, weights), encoder)
+    oos = None
+    if manifest.oos is not None:
+        missing = [k for k in (BANK, CENTRE, CENTROIDS, PRECISION) if k not in weights]
+        if missing:
+            raise ArtifactError(f"{folder / WEIGHTS}: out-of-scope arrays missing: {missing}")
+        geometry = Geometry(
+            np.asarray(weights[BANK], dtype=np.float32),
+            np.asarray(weights[CENTRE], dtype=np.float64),
+            np.asarray(weights[CENTROIDS], dtype=np.float64),
+            np.asarray(weights[PRECISION], dtype=np.float64),
+        )
+        oos = OosScorer(manifest.oos, geometry)
+    return SpecialistModel(manifest, Head(manifest.head, weights), encoder, oos)
 
 
 def next_version(name_dir: Path) -> int:
@@ -167,7 +196,12 @@ def save_specialist(
     name_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=name_dir))
     try:
-        arrays: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+        # The out-of-scope bank of training vectors stays float32: it is the bulk of
+        # the file and float32 is what the encoder gives.
+        arrays: dict[str, Any] = {
+            k: np.asarray(v, dtype=np.float32 if k == BANK else np.float64)
+            for k, v in weights.items()
+        }
         np.savez(tmp / WEIGHTS, **arrays)
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, final)

@@ -33,14 +33,19 @@ from modelyard.specialists.manifest import (
     specialists_home,
     version_dirs,
 )
+from modelyard.types import money_text
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     from modelyard.ledger import Exchange
     from modelyard.specialists.data import LabelledData
     from modelyard.specialists.distill import DistillSet
+    from modelyard.specialists.shadow import ShadowSummary
     from modelyard.specialists.train import TrainOptions
 
-app = typer.Typer(help="Train, evaluate, distill and list owned specialists.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train, evaluate, distill, list, and shadow/promote owned specialists.",
+    no_args_is_help=True,
+)
 console = Console()
 
 NameOpt = Annotated[str, typer.Option("--name", help="Its name; served as specialist/NAME.")]
@@ -61,6 +66,18 @@ COpt = Annotated[float, typer.Option("--c", help="Inverse L2 strength of the lin
 BalancedOpt = Annotated[bool, typer.Option("--balanced", help="Weight classes by 1/frequency.")]
 TruncateOpt = Annotated[
     bool, typer.Option("--truncate", help="Train on texts longer than the encoder reads (cut).")
+]
+OosLabelOpt = Annotated[
+    str | None,
+    typer.Option("--oos-label", help="Rows with this label are out-of-scope examples."),
+]
+OosDataOpt = Annotated[
+    Path | None,
+    typer.Option("--oos-data", help="A file of out-of-scope texts (same --text column)."),
+]
+OosRecallOpt = Annotated[
+    float,
+    typer.Option("--oos-recall", help="Share of out-of-scope inputs the threshold escalates."),
 ]
 TargetOpt = Annotated[
     float,
@@ -121,6 +138,7 @@ def _train_and_save(
     encoder_name: str,
     options: TrainOptions,
     home: Path,
+    oos: LabelledData | None = None,
 ) -> Manifest:
     """Check lengths, train with a progress bar, save a new version, print the summary."""
     from modelyard.embeddings import load_encoder
@@ -148,6 +166,7 @@ def _train_and_save(
             version=next_version(home / name),
             options=options,
             stages=stages,
+            oos=oos,
         )
     folder = save_specialist(home / name, trained.manifest, trained.weights)
     _print_manifest(trained.manifest, folder)
@@ -168,6 +187,7 @@ def _print_manifest(m: Manifest, folder: Path) -> None:
         ("temperature", f"{m.temperature:.3f}"),
         ("escalation threshold", f"{m.threshold:.3f}"),
         ("answered at threshold", f"{metrics.get('heldout_coverage_at_threshold', 0):.1%}"),
+        *_oos_rows(m),
         ("training time", f"{m.training.seconds:.1f} s"),
     ]
     for key, value in rows:
@@ -179,6 +199,18 @@ def _print_manifest(m: Manifest, folder: Path) -> None:
         f'modelyard: {{"task": "{escape(m.task)}"}} (built-in stack: automatically; '
         f"with --config: add `specialists: {{{m.name}: {{}}}}`)"
     )
+
+
+def _oos_rows(m: Manifest) -> list[tuple[str, str]]:
+    if m.oos is None:
+        return [("out-of-scope check", "none (needs 3+ classes or --oos-label/--oos-data)")]
+    o = m.oos
+    return [
+        ("out-of-scope threshold", f"{o.threshold:.3f} ({o.method}: {o.detail})"),
+        ("expected out-of-scope escalated", f"{o.expected_oos_recall:.1%}"),
+        ("expected in-scope answered", f"{o.expected_inscope_answer_rate:.1%}"),
+        ("out-of-scope AUROC (combined)", f"{o.auroc.get('combined', float('nan')):.4f}"),
+    ]
 
 
 def _ece_pair(metrics: dict[str, float]) -> str:
@@ -203,15 +235,28 @@ def train(
     balanced: BalancedOpt = False,
     truncate: TruncateOpt = False,
     target_accuracy: TargetOpt = 0.95,
+    oos_label: OosLabelOpt = None,
+    oos_data: OosDataOpt = None,
+    oos_recall: OosRecallOpt = 0.85,
     folder: DirOpt = None,
 ) -> None:
     """Train a specialist on labelled data and save a new version of it."""
-    from modelyard.specialists.data import load_labelled
+    from modelyard.specialists.data import load_labelled, load_out_of_scope, split_out_of_scope
     from modelyard.specialists.train import TrainOptions
 
     with _errors():
         check_name(name)
-        rows = load_labelled(data, text=text, label=label)
+        if not 0 < oos_recall <= 1:
+            raise typer.BadParameter("--oos-recall must be in (0, 1]")
+        rows = load_labelled(data, text=text, label=label, min_classes=1 if oos_label else 2)
+        oos = None
+        if oos_label is not None:
+            rows, oos = split_out_of_scope(rows, oos_label)
+        if oos_data is not None:
+            more = load_out_of_scope(
+                oos_data, text=text, label=label, known=rows.labels, oos_label=oos_label
+            )
+            oos = more if oos is None else _joined(oos, more)
         console.print(
             f"{data}: {len(rows):,} rows, {len(rows.distribution())} labels", markup=False
         )
@@ -222,6 +267,7 @@ def train(
             balanced=balanced,
             truncate=truncate,
             target_accuracy=target_accuracy,
+            oos_target_recall=oos_recall,
         )
         _train_and_save(
             rows,
@@ -230,7 +276,14 @@ def train(
             encoder_name=encoder,
             options=options,
             home=_home(folder),
+            oos=oos,
         )
+
+
+def _joined(a: LabelledData, b: LabelledData) -> LabelledData:
+    from modelyard.specialists.data import LabelledData as Rows
+
+    return Rows(a.texts + b.texts, a.labels + b.labels, a.lines + b.lines, f"{a.source}+{b.source}")
 
 
 @app.command("eval")
@@ -244,23 +297,35 @@ def evaluate(
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG path (default: in the artifact).")] = None,
     all_classes: Annotated[bool, typer.Option("--all-classes", help="Every class.")] = False,
+    oos_label: Annotated[
+        str | None,
+        typer.Option("--oos-label", help="Rows with this label are out of scope."),
+    ] = None,
     folder: DirOpt = None,
 ) -> None:
     """Evaluate a specialist on labelled data; print the report and write a PNG + JSON."""
     from modelyard.specialists.artifact import load_specialist, write_extra
-    from modelyard.specialists.data import load_labelled
+    from modelyard.specialists.data import check_known_labels, load_labelled
     from modelyard.specialists.evaluate import evaluate as run_eval
     from modelyard.specialists.evaluate import plot as draw
+    from modelyard.specialists.evaluate import split_oos_rows
     from modelyard.specialists.manifest import resolve
 
     with _errors():
         version = resolve(_home(folder) / check_name(name))
         model = load_specialist(version)
         rows = load_labelled(data, text=text, label=label, min_classes=1)
+        # Unknown labels are refused before any work (and before a progress bar).
+        inside, _ = split_oos_rows(rows, oos_label)
+        check_known_labels(rows.subset(inside.tolist()), model.labels, oos_hint=oos_label is None)
         with _progress() as progress:
             task_id = progress.add_task(f"scoring {len(rows):,} rows", total=len(rows))
             report = run_eval(
-                model, rows, threshold=threshold, advance=lambda n: progress.advance(task_id, n)
+                model,
+                rows,
+                threshold=threshold,
+                advance=lambda n: progress.advance(task_id, n),
+                oos_label=oos_label,
             )
         from modelyard.specialists.report import print_report
 
@@ -398,3 +463,94 @@ def list_specialists(folder: DirOpt = None) -> None:
     console.print(table)
     if not names:
         console.print("none yet: `modelyard specialist train --name NAME --data FILE ...`")
+
+
+LastOpt = Annotated[int, typer.Option("--last", help="Look at the last N shadowed requests.")]
+DatabaseOpt = Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")]
+
+
+@app.command("status")
+def status(
+    name: NameOpt, last: LastOpt = 200, database: DatabaseOpt = None, folder: DirOpt = None
+) -> None:
+    """Shadow-mode figures: agreement with the served answers, coverage, projected saving."""
+    from modelyard.specialists.shadow import is_promoted
+
+    with _errors():
+        name_dir = _home(folder) / check_name(name)
+        summary = anyio.run(_summary, database, name, last)
+        manifest = read_manifest(name_dir) if version_dirs(name_dir) else None
+        _print_status(name, summary, last, manifest, is_promoted(name_dir))
+
+
+async def _summary(database: str | None, name: str, last: int) -> ShadowSummary:
+    from modelyard.ledger import ledger_url_from_env, open_ledger
+    from modelyard.specialists.shadow import summarise
+
+    ledger = open_ledger(database or ledger_url_from_env())
+    await ledger.open()
+    try:
+        records = await ledger.records(limit=1_000_000)
+    finally:
+        await ledger.close()
+    return summarise(records, f"specialist/{name}", last)
+
+
+def _print_status(
+    name: str, s: ShadowSummary, last: int, manifest: Manifest | None, promoted: bool
+) -> None:
+    if s.shadowed == 0:
+        task = manifest.task if manifest else name
+        console.print(
+            f"specialist/{escape(name)} has shadowed no request yet. Shadow mode needs "
+            f"`mode: shadow` in its `specialists:` entry and requests that declare its task "
+            f'(modelyard: {{"task": "{escape(task)}"}} or the x-modelyard-task header)'
+        )
+        return
+    table = Table(title=f"specialist/{name} in shadow, last {s.shadowed:,} of {last:,} requests")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("agreement with the served answer", f"{s.agreement:.1%} of {s.compared:,}")
+    table.add_row("not comparable (served answer not a label)", f"{s.shadowed - s.compared:,}")
+    table.add_row("coverage (would answer, not escalate)", f"{s.coverage:.1%}")
+    table.add_row("served cost of these requests", f"${money_text(s.served_cost)}")
+    table.add_row(
+        "projected saving (served cost it would answer)", f"${money_text(s.projected_saving)}"
+    )
+    table.add_row("promoted", "yes (serves from the next start)" if promoted else "no")
+    console.print(table)
+
+
+@app.command("promote")
+def promote(
+    name: NameOpt,
+    min_agreement: Annotated[
+        float, typer.Option("--min-agreement", help="Agreement needed over the last N.")
+    ] = 0.95,
+    last: LastOpt = 200,
+    database: DatabaseOpt = None,
+    folder: DirOpt = None,
+) -> None:
+    """Switch a shadowed specialist to serving when it agreed often enough."""
+    from modelyard.specialists.data import DataError
+    from modelyard.specialists.shadow import write_promotion
+
+    with _errors():
+        name_dir = _home(folder) / check_name(name)
+        read_manifest(name_dir)
+        summary = anyio.run(_summary, database, name, last)
+        if summary.compared < last:
+            raise DataError(
+                f"specialist/{name}: {summary.compared:,} comparable shadowed request(s), "
+                f"fewer than --last {last:,}; keep it in shadow longer (or lower --last)"
+            )
+        if summary.agreement < min_agreement:
+            raise DataError(
+                f"specialist/{name}: agreement {summary.agreement:.1%} over the last "
+                f"{summary.compared:,} is below --min-agreement {min_agreement:.1%}; not promoted"
+            )
+        out = write_promotion(name_dir, summary, f"promote --min-agreement {min_agreement}")
+        console.print(
+            f"promoted specialist/{escape(name)} ({summary.agreement:.1%} agreement over "
+            f"{summary.compared:,}); it serves from the next start ({out})"
+        )

@@ -22,6 +22,7 @@ from typing import Any
 
 from modelyard.embeddings import Encoder
 from modelyard.errors import ModelyardError
+from modelyard.specialists.text import CHARS_PER_TOKEN_BOUND, capped_token_lengths
 
 CSV_SUFFIXES = (".csv", ".tsv")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -74,11 +75,9 @@ def load_labelled(
             f"use {', '.join(CSV_SUFFIXES + JSONL_SUFFIXES)}"
         )
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        raw = _read_utf8(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if not raw.strip():
@@ -91,8 +90,26 @@ def load_labelled(
     return data
 
 
+def _read_utf8(path: Path) -> str:
+    """The file's text; a non-UTF-8 byte is reported by line and column, as every
+    other data error is."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}: line {line}: not UTF-8 text ({exc.reason} at column {column}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def _csv_rows(raw: str, path: Path, text: str, label: str) -> Iterator[tuple[int, Any, Any]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # The csv module refuses fields over 131,072 characters by default; a long text
+    # is for the length check (and --truncate) to judge, not a malformed row.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.reader(raw.splitlines(keepends=True), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -194,10 +211,13 @@ def check_lengths(
     limit = encoder.max_tokens
     if limit is None:
         return []
-    lengths = encoder.token_lengths(list(data.texts))
+    lengths = capped_token_lengths(encoder, data.texts, limit)
     over = [i for i, n in enumerate(lengths) if n > limit]
     if over and not truncate:
-        shown = "; ".join(f"line {data.lines[i]}: {lengths[i]} tokens" for i in over[:_SHOWN])
+        shown = "; ".join(
+            f"line {data.lines[i]}: {_tokens(data.texts[i], lengths[i], limit)}"
+            for i in over[:_SHOWN]
+        )
         more = f" and {len(over) - _SHOWN} more" if len(over) > _SHOWN else ""
         raise DataError(
             f"{data.source}: {len(over)} text(s) in column '{column}' are longer than the "
@@ -207,8 +227,17 @@ def check_lengths(
     return over
 
 
-def check_known_labels(data: LabelledData, known: Sequence[str], column: str = "label") -> None:
-    """Evaluation data may only use labels the specialist was trained on."""
+def _tokens(text: str, counted: int, limit: int) -> str:
+    """A long text's count is of its prefix only (see `capped_token_lengths`)."""
+    capped = len(text) > (limit + 1) * CHARS_PER_TOKEN_BOUND
+    return f"{counted}+ tokens" if capped else f"{counted} tokens"
+
+
+def check_known_labels(
+    data: LabelledData, known: Sequence[str], column: str = "label", *, oos_hint: bool = False
+) -> None:
+    """Evaluation data may only use labels the specialist was trained on (apart from
+    the out-of-scope label, which the caller has taken out)."""
     allowed = set(known)
     bad = [i for i, label in enumerate(data.labels) if label not in allowed]
     if not bad:
@@ -218,4 +247,58 @@ def check_known_labels(data: LabelledData, known: Sequence[str], column: str = "
     raise DataError(
         f"{data.source}: column '{column}' has labels the specialist does not know "
         f"(it knows {len(allowed)}): {shown}{more}"
+        + (
+            "; if these rows are out of scope, pass --oos-label with their label to measure "
+            "how many escalate"
+            if oos_hint
+            else ""
+        )
     )
+
+
+def split_out_of_scope(data: LabelledData, oos_label: str) -> tuple[LabelledData, LabelledData]:
+    """(in-scope rows, out-of-scope rows) of training data with an `oos_label` class.
+    Out-of-scope examples are not a class: at least two other classes must remain."""
+    inside = [i for i, label in enumerate(data.labels) if label != oos_label]
+    outside = [i for i, label in enumerate(data.labels) if label == oos_label]
+    if not outside:
+        raise DataError(
+            f"{data.source}: no row is labelled '{oos_label}' (--oos-label); labels found: "
+            + ", ".join(f"'{c}'" for c, _ in data.distribution().most_common(_SHOWN))
+        )
+    in_scope = data.subset(inside) if inside else None
+    classes = sorted(set(in_scope.labels)) if in_scope else []
+    if in_scope is None or len(classes) < 2:
+        only = ", ".join(f"'{c}'" for c in classes) or "none"
+        raise DataError(
+            f"{data.source}: besides the {len(outside):,} out-of-scope '{oos_label}' rows there "
+            f"is {len(classes)} in-scope class ({only}); a specialist needs at least 2 "
+            "in-scope classes (out-of-scope examples teach it what to escalate, they are "
+            "not a class it answers)"
+        )
+    return in_scope, data.subset(outside)
+
+
+def load_out_of_scope(
+    path: str | Path, *, text: str, label: str, known: Sequence[str], oos_label: str | None
+) -> LabelledData:
+    """Out-of-scope texts from their own file. A label column is optional; if there is
+    one, a row labelled with one of the specialist's own classes is a mistake (it is
+    in scope) and is refused with its line."""
+    try:
+        data = load_labelled(path, text=text, label=label, min_classes=1)
+    except DataError as exc:
+        if f"no column '{label}'" not in exc.message and f"no field '{label}'" not in exc.message:
+            raise
+        return load_labelled(path, text=text, label=text, min_classes=1)
+    allowed = set(known)
+    bad = [i for i, lab in enumerate(data.labels) if lab in allowed and lab != oos_label]
+    if bad:
+        shown = "; ".join(f"line {data.lines[i]}: '{data.labels[i]}'" for i in bad[:_SHOWN])
+        more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+        raise DataError(
+            f"{data.source}: an out-of-scope file holds texts that belong to none of the "
+            f"specialist's classes, but {len(bad)} row(s) carry one of them in column "
+            f"'{label}': {shown}{more}. Move them to the training data, or drop the column"
+        )
+    return data

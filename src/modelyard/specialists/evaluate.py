@@ -9,21 +9,25 @@ answers a `coverage` share of requests with `accuracy`, and escalates the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelyard.embeddings import encode_batched
+from modelyard.embeddings.base import Vectors
 from modelyard.specialists.artifact import SpecialistModel
 from modelyard.specialists.calibration import (
     CurvePoint,
+    Ints,
     accuracy_at_coverage,
     coverage_curve,
     ece,
 )
-from modelyard.specialists.data import LabelledData, check_known_labels
+from modelyard.specialists.data import DataError, LabelledData, check_known_labels
+from modelyard.specialists.oos import SCORES, combine, features
+from modelyard.specialists.oos_fit import auroc
 
 REPORTED_COVERAGES = (1.0, 0.95, 0.9, 0.8)
 Advance = Callable[[int], None]
@@ -36,6 +40,26 @@ class ClassReport:
     recall: float
     f1: float
     support: int
+
+
+@dataclass(frozen=True, slots=True)
+class OosReport:
+    """How the specialist treats out-of-scope rows (those labelled `label`).
+
+    `oos_escalated`: share of them escalated for any reason (out of scope, or low
+    confidence); `oos_recall`: by the out-of-scope threshold alone;
+    `inscope_escalated`: share of in-scope rows escalated; `answered_accuracy`: of
+    every row answered, the share right (an answered out-of-scope row is wrong);
+    `auroc`: in-scope vs out-of-scope, per score (higher: more out of scope)."""
+
+    label: str
+    rows: int
+    oos_threshold: float | None
+    oos_escalated: float
+    oos_recall: float | None
+    inscope_escalated: float
+    answered_accuracy: float
+    auroc: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +79,12 @@ class EvalReport:
     at_coverage: dict[str, CurvePoint]
     per_class: tuple[ClassReport, ...]
     curve: tuple[CurvePoint, ...] = field(repr=False)
+    oos: OosReport | None = None
+    correct: tuple[bool, ...] = field(default=(), repr=False)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["correct"]
         # Thin the curve for the JSON file: ~200 points draw it faithfully.
         step = max(1, len(self.curve) // 200)
         out["curve"] = [asdict(p) for p in self.curve[::step]]
@@ -70,12 +97,70 @@ def evaluate(
     *,
     threshold: float | None = None,
     advance: Advance | None = None,
+    oos_label: str | None = None,
 ) -> EvalReport:
-    """Score `data` (labels must be ones the specialist knows) and summarise."""
+    """Score `data` and summarise. Labels must be ones the specialist knows, except
+    rows labelled `oos_label`: those are out of scope, and the report says how many
+    of them escalate."""
+    inside, outside = split_oos_rows(data, oos_label)
+    check_known_labels(data.subset(inside.tolist()), model.labels, oos_hint=oos_label is None)
+    all_vectors = encode_batched(model.encoder, data.texts, advance=advance)
+    in_scope = data.subset(inside.tolist())
+    report = _in_scope_report(model, in_scope, all_vectors[inside], threshold)
+    if oos_label is None:
+        return report
+    oos = oos_report(model, all_vectors[inside], all_vectors[outside], report, oos_label)
+    return replace(report, oos=oos)
+
+
+def split_oos_rows(data: LabelledData, oos_label: str | None) -> tuple[Ints, Ints]:
+    """Indices of in-scope rows and of rows labelled `oos_label`."""
+    is_oos = np.array([label == oos_label for label in data.labels], dtype=bool)
+    if oos_label is not None and not is_oos.any():
+        raise DataError(f"{data.source}: no row is labelled '{oos_label}' (--oos-label)")
+    if is_oos.all():
+        raise DataError(f"{data.source}: every row is labelled '{oos_label}'; none is in scope")
+    return np.flatnonzero(~is_oos), np.flatnonzero(is_oos)
+
+
+def oos_report(
+    model: SpecialistModel, v_in: Vectors, v_out: Vectors, report: EvalReport, label: str
+) -> OosReport:
+    """Escalation of out-of-scope rows against in-scope ones, and AUROC per score."""
+    probs_in, probs_out = model.probabilities(v_in), model.probabilities(v_out)
+    conf_in, conf_out = probs_in.max(axis=1), probs_out.max(axis=1)
+    auroc_scores = {"confidence": auroc(1 - conf_in, 1 - conf_out)}
+    esc_in, esc_out = conf_in < report.threshold, conf_out < report.threshold
+    recall = oos_threshold = None
+    if model.oos is not None:
+        f_in = features(model.oos.geometry, v_in, conf_in, model.oos.info.k)
+        f_out = features(model.oos.geometry, v_out, conf_out, model.oos.info.k)
+        for i, name in enumerate(SCORES[1:], start=1):
+            auroc_scores[name] = auroc(f_in[:, i], f_out[:, i])
+        s_in, s_out = combine(model.oos.info, f_in), combine(model.oos.info, f_out)
+        auroc_scores["combined"] = auroc(s_in, s_out)
+        oos_threshold = model.oos.info.threshold
+        recall = float((s_out >= oos_threshold).mean())
+        esc_in, esc_out = esc_in | (s_in >= oos_threshold), esc_out | (s_out >= oos_threshold)
+    right_in = np.asarray(report.correct)
+    answered = (~esc_in).sum() + (~esc_out).sum()
+    return OosReport(
+        label=label,
+        rows=len(v_out),
+        oos_threshold=oos_threshold,
+        oos_escalated=float(esc_out.mean()),
+        oos_recall=recall,
+        inscope_escalated=float(esc_in.mean()),
+        answered_accuracy=float((right_in & ~esc_in).sum() / answered) if answered else 0.0,
+        auroc=auroc_scores,
+    )
+
+
+def _in_scope_report(
+    model: SpecialistModel, data: LabelledData, vectors: Vectors, threshold: float | None
+) -> EvalReport:
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-    check_known_labels(data, model.labels)
-    vectors = encode_batched(model.encoder, data.texts, advance=advance)
     index = {label: i for i, label in enumerate(model.labels)}
     y = np.array([index[label] for label in data.labels], dtype=np.int64)
     probs = model.probabilities(vectors)
@@ -106,6 +191,7 @@ def evaluate(
             for c, pi, ri, fi, si in zip(present, p, r, f, s, strict=True)
         ),
         curve=tuple(curve),
+        correct=tuple(bool(c) for c in correct),
     )
 
 

@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.errors import ModelyardError
 
-FORMAT_VERSION = 1
+# Version 2 added the out-of-scope section (`oos`) and `threshold_rule`; version 1
+# artifacts still load (no out-of-scope check, confidence only).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 _VERSION_DIR = re.compile(r"^v(\d{4,})$")
@@ -59,10 +62,37 @@ class TrainingInfo(_Frozen):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+OosMethod = Literal["oos-examples", "held-out-classes"]
+
+
+class OosInfo(_Frozen):
+    """The out-of-scope combiner and threshold (see `modelyard.specialists.oos`):
+    score = sigmoid(((features - mean) / scale) . weights + bias); at or above
+    `threshold` a request escalates as out of scope. `method` and `detail` say what
+    the threshold was chosen on; `expected_*` are measured there and on the
+    in-scope held-out slice."""
+
+    scores: tuple[str, ...]
+    k: int = Field(ge=1)
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float = Field(gt=0, lt=1)
+    method: OosMethod
+    detail: str
+    target_recall: float = Field(gt=0, le=1)
+    expected_oos_recall: float
+    expected_inscope_answer_rate: float
+    auroc: dict[str, float] = Field(default_factory=dict)
+
+
 class Manifest(_Frozen):
-    """What `manifest.json` holds (format version 1). Row i of the head is `labels[i]`;
-    probabilities are softmax(logits / temperature); below `threshold` the request
-    escalates."""
+    """What `manifest.json` holds (format version 2; 1 still reads). Row i of the head
+    is `labels[i]`; probabilities are softmax(logits / temperature); below
+    `threshold` the request escalates (`threshold_rule` says how it was chosen), and
+    with an `oos` section so does a request whose out-of-scope score reaches
+    `oos.threshold`."""
 
     format_version: int
     name: str
@@ -76,6 +106,8 @@ class Manifest(_Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     training: TrainingInfo
     created_at: datetime
+    threshold_rule: str | None = None
+    oos: OosInfo | None = None
 
     @property
     def heldout_accuracy(self) -> float | None:
@@ -132,9 +164,10 @@ def read_manifest(path: str | Path) -> Manifest:
     except (OSError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{file}: unreadable manifest ({exc})") from None
     found = data.get("format_version") if isinstance(data, dict) else None
-    if found != FORMAT_VERSION:
+    if found not in READABLE_VERSIONS:
         raise ArtifactError(
-            f"{file}: format_version {found!r}; this modelyard reads version {FORMAT_VERSION}"
+            f"{file}: format_version {found!r}; this modelyard reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
         return Manifest.model_validate(data)

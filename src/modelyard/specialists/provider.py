@@ -18,24 +18,31 @@ Its deployment URL names the artifact folder (see `modelyard.specialists.setting
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
-from modelyard.errors import LowConfidenceError, ModelyardError, ProviderServerError
+from modelyard.errors import (
+    LowConfidenceError,
+    ModelyardError,
+    OutOfScopeError,
+    ProviderServerError,
+)
 from modelyard.providers.base import DeploymentSettings
 from modelyard.specialists.settings import SpecialistSettings
-from modelyard.specialists.text import request_text
+from modelyard.specialists.text import capped_token_lengths, request_text
 from modelyard.types import ChatRequest, Chunk, Completion, ResponseFormat, Usage
 
 if TYPE_CHECKING:  # NumPy is imported when the artifact is loaded, not at start-up
     from modelyard.specialists.artifact import Prediction, SpecialistModel
 
+log = logging.getLogger(__name__)
 LABEL_KEY = "label"
 CONFIDENCE_KEY = "confidence"
 
@@ -95,15 +102,23 @@ class SpecialistProvider:
     def _answer(self, text: str) -> _Answer:
         """Runs in a worker thread: encode + head + calibration."""
         model = self.warm()
-        tokens = model.encoder.token_lengths([text])[0]
         limit = model.encoder.max_tokens
+        tokens = capped_token_lengths(model.encoder, [text], limit)[0]
         prediction = model.classify([text])[0]
         too_long = limit is not None and tokens > limit
         return _Answer(prediction, min(tokens, limit) if limit else tokens, too_long)
 
+    @property
+    def oos_threshold(self) -> float | None:
+        """The out-of-scope score at which to escalate; None: no out-of-scope check
+        (an artifact from before format 2, or one trained with too few classes)."""
+        if self.settings.oos_threshold is not None:
+            return self.settings.oos_threshold
+        oos = self.warm().manifest.oos
+        return None if oos is None else oos.threshold
+
     async def _completion(self, request: ChatRequest, upstream_model: str) -> Completion:
         answer = await anyio.to_thread.run_sync(self._answer, request_text(request.messages))
-        threshold = self.threshold
         pred = answer.prediction
         completion = Completion(
             id=f"spec-{uuid.uuid4().hex}",
@@ -112,20 +127,40 @@ class SpecialistProvider:
             usage=Usage(input_tokens=answer.tokens, cost_usd=self.settings.cost_per_call_usd),
             confidence=pred.confidence,
         )
-        if answer.too_long or pred.confidence < threshold:
-            why = (
-                f"text longer than the encoder's {self.warm().encoder.max_tokens} tokens"
-                if answer.too_long
-                else f"confidence {pred.confidence:.3f} below threshold {threshold:.3f}"
-            )
-            raise LowConfidenceError(
-                f"{upstream_model}: {why} (answer '{pred.label}'); escalating",
-                confidence=pred.confidence,
-                threshold=threshold,
-                completion=completion,
-                provider=self.deployment,
-            )
+        escalation = self.escalation(answer, upstream_model, completion)
+        if escalation is not None:
+            raise escalation
         return completion
+
+    def escalation(
+        self, answer: _Answer, upstream_model: str, completion: Completion
+    ) -> LowConfidenceError | None:
+        """Why this answer escalates (out of scope first: a confident answer to a
+        question it was never taught is the worse failure), with both scores."""
+        threshold, oos_threshold = self.threshold, self.oos_threshold
+        pred = answer.prediction
+        oos_score = pred.oos_score
+        scores = f"confidence {pred.confidence:.3f} (threshold {threshold:.3f})"
+        if oos_score is not None and oos_threshold is not None:
+            scores += f", out-of-scope score {oos_score:.3f} (threshold {oos_threshold:.3f})"
+        kind: type[LowConfidenceError] = LowConfidenceError
+        if answer.too_long:
+            why = f"text longer than the encoder's {self.warm().encoder.max_tokens} tokens"
+        elif oos_score is not None and oos_threshold is not None and oos_score >= oos_threshold:
+            why, kind = "out of scope", OutOfScopeError
+        elif pred.confidence < threshold:
+            why = "low confidence"
+        else:
+            return None
+        return kind(
+            f"{upstream_model}: {why}: {scores}; answer '{pred.label}'; escalating",
+            confidence=pred.confidence,
+            threshold=threshold,
+            completion=completion,
+            oos_score=oos_score,
+            oos_threshold=oos_threshold,
+            provider=self.deployment,
+        )
 
     async def complete(self, request: ChatRequest, upstream_model: str) -> Completion:
         return await self._completion(request, upstream_model)
@@ -137,6 +172,22 @@ class SpecialistProvider:
         yield Chunk(content=completion.content, confidence=completion.confidence)
         yield Chunk(finish_reason="stop")
         yield Chunk(usage=completion.usage)
+
+
+async def warm_specialists(providers: Mapping[str, object]) -> int:
+    """Load every specialist's artifact now (at start-up), in a worker thread, so the
+    first request does not wait for it (~0.5 s for MiniLM). A broken artifact is
+    logged and left to fail over at request time, as before. Returns how many loaded."""
+    loaded = 0
+    for name, provider in providers.items():
+        if not isinstance(provider, SpecialistProvider):
+            continue
+        try:
+            await anyio.to_thread.run_sync(provider.warm)
+            loaded += 1
+        except ProviderServerError as exc:
+            log.warning("specialist deployment %s not loaded at start-up: %s", name, exc.message)
+    return loaded
 
 
 def specialist_adapter(

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from modelyard.specialists.evaluate import EvalReport, worst_classes
+from modelyard.specialists.evaluate import EvalReport, OosReport, worst_classes
 
 
 def print_report(console: Console, report: EvalReport, *, all_classes: bool = False) -> None:
@@ -45,3 +45,24 @@ def print_report(console: Console, report: EvalReport, *, all_classes: bool = Fa
             escape(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)
         )
     console.print(per)
+    if report.oos is not None:
+        print_oos(console, report.oos)
+
+
+def print_oos(console: Console, oos: OosReport) -> None:
+    """How the out-of-scope rows fared: escalated, and how well each score separates them."""
+    table = Table(title=f"out of scope: {oos.rows:,} rows labelled '{escape(oos.label)}'")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("out-of-scope rows escalated (any reason)", f"{oos.oos_escalated:.1%}")
+    if oos.oos_recall is not None and oos.oos_threshold is not None:
+        table.add_row(
+            f"  by the out-of-scope threshold {oos.oos_threshold:.3f}", f"{oos.oos_recall:.1%}"
+        )
+    else:
+        table.add_row("  out-of-scope check", "none in this artifact (confidence only)")
+    table.add_row("in-scope rows escalated (any reason)", f"{oos.inscope_escalated:.1%}")
+    table.add_row("accuracy of what it answers", f"{oos.answered_accuracy:.4f}")
+    for name, value in oos.auroc.items():
+        table.add_row(f"AUROC, {name}", f"{value:.4f}")
+    console.print(table)

@@ -38,8 +38,11 @@ from modelyard.specialists.manifest import (
     EncoderInfo,
     HeadKind,
     Manifest,
+    OosInfo,
     TrainingInfo,
 )
+from modelyard.specialists.oos import Geometry, OosScorer, features
+from modelyard.specialists.oos_fit import OosSample, fit_oos, simulate
 
 Weights = dict[str, npt.NDArray[Any]]
 Advance = Callable[[int], None]
@@ -63,6 +66,11 @@ class TrainOptions:
     # The default threshold is the lowest confidence at which held-out answers are
     # at least this accurate; below it the request escalates.
     target_accuracy: float = 0.95
+    # The out-of-scope threshold escalates this share of out-of-scope inputs (real
+    # ones if given, else simulated by holding out whole classes in `oos_folds` folds).
+    oos_target_recall: float = 0.85
+    oos_folds: int = 4
+    oos_check: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +168,10 @@ def train_specialist(
     version: int = 1,
     options: TrainOptions | None = None,
     stages: Stages | None = None,
+    oos: LabelledData | None = None,
 ) -> Trained:
-    """Encode, split, fit the head, calibrate on the held-out slice, pick the threshold."""
+    """Encode, split, fit the head, calibrate on the held-out slice, pick the threshold;
+    then fit the out-of-scope score on `oos` texts (or simulated ones) and its threshold."""
     options = options or TrainOptions()
     stages = stages or Stages()
     started = time.perf_counter()
@@ -178,6 +188,14 @@ def train_specialist(
     held_y = np.array([index[data.labels[i]] for i in held_idx], dtype=np.int64)
     temperature = fit_temperature(held_logits, held_y)
     metrics, threshold = _heldout_metrics(head, x[held_idx], held_y, temperature, options)
+    fit_y = np.array([index[data.labels[i]] for i in fit_idx], dtype=np.int64)
+    geometry = Geometry.fit(x[fit_idx], fit_y, len(labels))
+    oos_info = _fit_oos(
+        x, data, fit_idx, held_idx, head, temperature, threshold, geometry, options,
+        oos, encoder, stages,
+    )  # fmt: skip
+    if oos_info is not None:
+        weights = {**weights, **geometry.arrays()}
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         name=name,
@@ -200,8 +218,67 @@ def train_specialist(
             params=asdict(options),
         ),
         created_at=datetime.now(UTC),
+        threshold_rule=(
+            f"lowest calibrated confidence at which the {len(held_idx):,} held-out rows "
+            f"answered are at least {options.target_accuracy:.0%} right (0: all of them are)"
+        ),
+        oos=oos_info,
     )
-    return Trained(manifest, weights, SpecialistModel(manifest, head, encoder))
+    scorer = OosScorer(oos_info, geometry) if oos_info is not None else None
+    return Trained(manifest, weights, SpecialistModel(manifest, head, encoder, scorer))
+
+
+def _fit_oos(
+    x: Vectors,
+    data: LabelledData,
+    fit_idx: Ints,
+    held_idx: Ints,
+    head: Head,
+    temperature: float,
+    threshold: float,
+    geometry: Geometry,
+    options: TrainOptions,
+    oos: LabelledData | None,
+    encoder: Encoder,
+    stages: Stages,
+) -> OosInfo | None:
+    """The out-of-scope section of the manifest, or None when it cannot be measured
+    (fewer than three classes and no out-of-scope examples) or is switched off."""
+    if not options.oos_check:
+        return None
+    held_conf = softmax(head.logits(x[held_idx]), temperature).max(axis=1)
+    held_feats = features(geometry, x[held_idx], held_conf)
+    sample: OosSample | None
+    if oos is not None and len(oos):
+        stages.stage(f"scoring {len(oos):,} out-of-scope examples")
+        ox = encode_batched(encoder, oos.texts, advance=stages.encoding(len(oos)))
+        oconf = softmax(head.logits(ox), temperature).max(axis=1)
+        sample = OosSample(
+            held_feats,
+            features(geometry, ox, oconf),
+            "oos-examples",
+            f"{len(oos):,} out-of-scope examples from {oos.source} vs "
+            f"{len(held_idx):,} in-scope held-out rows",
+        )
+    else:
+        stages.stage(f"simulating out-of-scope inputs: {options.oos_folds} held-out-class folds")
+
+        def fit(xs: Vectors, ys: Sequence[str]) -> tuple[tuple[str, ...], Head]:
+            labels, kind, w = fit_head(xs, ys, options)
+            return labels, Head(kind, w)
+
+        fit_labels = [data.labels[i] for i in fit_idx]
+        sample = simulate(x[fit_idx], fit_labels, fit, folds=options.oos_folds, seed=options.seed)
+        if sample is None:
+            stages.stage("no out-of-scope check: simulating one needs at least 3 classes")
+            return None
+    return fit_oos(
+        sample,
+        held_feats,
+        held_conf >= threshold,
+        target_recall=options.oos_target_recall,
+        seed=options.seed,
+    )
 
 
 def _heldout_metrics(
