@@ -30,12 +30,10 @@ from decimal import Decimal
 
 import anyio
 
-from modelyard.attempts import enter_flight, leave_flight
 from modelyard.cascade.trace import CascadeTrace, HopTrace, HopVerdict
 from modelyard.errors import (
     AllAttemptsFailedError,
     AnswerRejectedError,
-    LowConfidenceError,
     ModelyardError,
     ProviderError,
 )
@@ -45,10 +43,10 @@ from modelyard.executor import (
     Executor,
     FailedAttempt,
     Outcome,
-    _within,
 )
 from modelyard.ledger.records import AttemptStatus
 from modelyard.live_stream import LiveStream, completion_chunks, no_more_chunks
+from modelyard.multicall import MultiCallRun
 from modelyard.routing.plan import CascadePlan, Decision, RankedCandidate, Step
 from modelyard.types import ChatRequest, Money
 from modelyard.verifiers.base import Answer, JudgeReply, Verdict, VerifyContext
@@ -72,7 +70,7 @@ class _Served:
     step: Step
 
 
-class _Cascade:
+class _Cascade(MultiCallRun):
     """One request's walk down a cascade's steps."""
 
     def __init__(
@@ -200,56 +198,12 @@ class _Cascade:
         return [r for r in results if r is not None]
 
     async def slot(self, step: Step, slot: tuple[RankedCandidate, ...]) -> _Pending | None:
-        """The slot's first candidate that answers, trying at most `max_attempts`."""
-        tries = 0
-        for candidate in slot:
-            if tries >= self.ex.limits.max_attempts or self.remaining() <= 0:
-                break
-            deployment = candidate.card.deployment.name
-            if not self.ex.health.acquire(deployment, self.ex.monotonic()):
-                reason = self.ex.health.unavailable(self.ex.monotonic()).get(deployment, "busy")
-                self.skipped.append(f"{candidate.card.id}: skipped ({reason})")
-                continue
-            tries += 1
-            if (answer := await self.attempt(step, candidate)) is not None:
-                return answer
-        return None
-
-    def remaining(self) -> float:
-        return self.deadline - self.ex.monotonic()
-
-    async def attempt(self, step: Step, candidate: RankedCandidate) -> _Pending | None:
-        """One provider call; its failure is billed now, its answer when judged."""
-        ex, ctx = self.ex, self.step_ctx(step)
-        self.attempts += 1
-        # Written ahead like every attempt: the `started` record is committed before
-        # the call can leave the process (see the attempt life cycle in the design notes).
-        attempt = await ex._begin(self.decision, ctx, candidate, self.attempts)
-        provider = ex.providers[candidate.card.deployment.name]
-        limit = max(0.0, min(ex.limits.attempt_timeout_s, self.remaining()))
-        attempt.flight, token = enter_flight()
-        try:
-            completion = await _within(
-                provider.complete(self.request, candidate.card.upstream), limit, candidate
-            )
-        except LowConfidenceError as exc:
-            # A specialist unsure of itself: billed as escalated, the slot falls back.
-            usage = exc.completion.usage
-            self.cost += await ex.bill(
-                self.decision, ctx, attempt, usage, "escalated", exc, exc.confidence
-            )
-            self.failed.append(FailedAttempt(candidate.card.id, exc))
+        """The slot's first answer, unbilled until its fate is known."""
+        got = await self.first_answer(slot, self.step_ctx(step))
+        if got is None:
             return None
-        except ModelyardError as exc:
-            await ex._failure(self.decision, ctx, attempt, exc)
-            self.failed.append(FailedAttempt(candidate.card.id, exc))
-            return None
-        except BaseException as exc:
-            await ex._abandoned(self.decision, ctx, attempt, exc)
-            raise
-        finally:
-            leave_flight(token)
-        pending = _Pending(attempt, Answer(candidate.card.id, step.number, completion))
+        attempt, completion = got
+        pending = _Pending(attempt, Answer(attempt.candidate.card.id, step.number, completion))
         self.unbilled.append(pending)
         return pending
 

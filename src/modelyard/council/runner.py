@@ -29,7 +29,6 @@ from decimal import Decimal
 
 import anyio
 
-from modelyard.attempts import enter_flight, leave_flight
 from modelyard.council.agreement import Agreement, Ballot, Zone, assess, claim_zone, key_of
 from modelyard.council.claims import (
     Claim,
@@ -41,12 +40,12 @@ from modelyard.council.result import CouncilResult, MemberResult
 from modelyard.council.reviews import Review, reviews_for
 from modelyard.errors import (
     AllAttemptsFailedError,
-    LowConfidenceError,
     ModelyardError,
     ProviderError,
 )
-from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt, Outcome, _within
+from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt, Outcome
 from modelyard.live_stream import LiveStream, completion_chunks, no_more_chunks
+from modelyard.multicall import MultiCallRun
 from modelyard.routing.plan import CouncilPlan, Decision, RankedCandidate, Score
 from modelyard.types import ChatRequest, Completion, Message, Money
 
@@ -86,7 +85,7 @@ class _Served:
     ctx: CallContext
 
 
-class _Council:
+class _Council(MultiCallRun):
     """One request's council: members, assessment, adjudication, billing, review."""
 
     def __init__(
@@ -110,9 +109,6 @@ class _Council:
 
     def member_ctx(self, role: str = "member") -> CallContext:
         return dataclasses.replace(self.ctx, step=1, role=role)
-
-    def remaining(self) -> float:
-        return self.deadline - self.ex.monotonic()
 
     async def run(self) -> tuple[_Served, CouncilResult]:
         try:
@@ -170,50 +166,11 @@ class _Council:
         return [r for r in results if r is not None]
 
     async def slot(self, i: int, slot: tuple[RankedCandidate, ...]) -> _Answer | None:
-        """The member's first candidate that answers, trying at most `max_attempts`."""
-        tries = 0
-        for candidate in slot:
-            if tries >= self.ex.limits.max_attempts or self.remaining() <= 0:
-                break
-            deployment = candidate.card.deployment.name
-            if not self.ex.health.acquire(deployment, self.ex.monotonic()):
-                reason = self.ex.health.unavailable(self.ex.monotonic()).get(deployment, "busy")
-                self.skipped.append(f"{candidate.card.id}: skipped ({reason})")
-                continue
-            tries += 1
-            if (answer := await self.attempt(i, candidate)) is not None:
-                return answer
-        return None
-
-    async def attempt(self, i: int, candidate: RankedCandidate) -> _Answer | None:
-        """One provider call; a failure is billed now, an answer once adjudicated."""
-        ex, ctx = self.ex, self.member_ctx()
-        self.attempts += 1
-        attempt = await ex._begin(self.decision, ctx, candidate, self.attempts)
-        provider = ex.providers[candidate.card.deployment.name]
-        limit = max(0.0, min(ex.limits.attempt_timeout_s, self.remaining()))
-        attempt.flight, token = enter_flight()
-        try:
-            completion = await _within(
-                provider.complete(self.request, candidate.card.upstream), limit, candidate
-            )
-        except LowConfidenceError as exc:
-            usage = exc.completion.usage
-            self.cost += await ex.bill(
-                self.decision, ctx, attempt, usage, "escalated", exc, exc.confidence
-            )
-            self.failed.append(FailedAttempt(candidate.card.id, exc))
+        """The member's first answer, unbilled until the council is adjudicated."""
+        got = await self.first_answer(slot, self.member_ctx())
+        if got is None:
             return None
-        except ModelyardError as exc:
-            self.failed.append(FailedAttempt(candidate.card.id, exc))
-            await ex._failure(self.decision, ctx, attempt, exc)
-            return None
-        except BaseException as exc:
-            await ex._abandoned(self.decision, ctx, attempt, exc)
-            raise
-        finally:
-            leave_flight(token)
-        answer = _Answer(i, attempt, completion)
+        answer = _Answer(i, *got)
         self.unbilled.append(answer)
         return answer
 
