@@ -104,6 +104,18 @@ def _check_resolution(review: Review, status: ReviewStatus) -> None:
         )
 
 
+def _resolution(
+    status: ReviewStatus, by: str, at: datetime, resolution: str | None
+) -> dict[str, Any]:
+    """The columns a resolution sets, storable in either store."""
+    return {
+        "status": status,
+        "resolved_by": storable(by),
+        "resolved_at": as_utc(at, "resolved_at"),
+        "resolution": None if resolution is None else storable(resolution),
+    }
+
+
 class MemoryReviews:
     """Reviews in a dict: lost with the process (for in-memory ledgers)."""
 
@@ -135,13 +147,7 @@ class MemoryReviews:
     ) -> Review:
         review = await self.get(review_id)
         _check_resolution(review, status)
-        done = dataclasses.replace(
-            review,
-            status=status,
-            resolved_by=storable(by),
-            resolved_at=as_utc(at, "resolved_at"),
-            resolution=None if resolution is None else storable(resolution),
-        )
+        done = dataclasses.replace(review, **_resolution(status, by, at, resolution))
         self._items[review_id] = done
         return done
 
@@ -190,12 +196,7 @@ class SqlReviews:
     ) -> Review:
         review = await self.get(review_id)
         _check_resolution(review, status)
-        values = {
-            "status": status,
-            "resolved_by": storable(by),
-            "resolved_at": as_utc(at, "resolved_at"),
-            "resolution": None if resolution is None else storable(resolution),
-        }
+        values = _resolution(status, by, at, resolution)
         # Only a pending review changes: two reviewers racing cannot both resolve it.
         stmt = (
             update(reviews)
