@@ -7,6 +7,7 @@ served or not) is known.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from modelyard.attempt_types import Attempt, CallContext, FailedAttempt
 from modelyard.attempts import enter_flight, leave_flight
@@ -18,16 +19,20 @@ from modelyard.types import ChatRequest, Completion, Money
 
 class MultiCallRun:
     """One request's calls: attempt count, deadline, cost billed so far, failures and
-    skips. Subclasses set these attributes in their own `__init__`."""
+    skips."""
 
-    ex: Executor
-    decision: Decision
-    request: ChatRequest
-    deadline: float
-    attempts: int
-    cost: Money
-    failed: list[FailedAttempt]
-    skipped: list[str]
+    def __init__(
+        self, ex: Executor, decision: Decision, request: ChatRequest, ctx: CallContext
+    ) -> None:
+        self.ex = ex
+        self.decision = decision
+        self.request = request
+        self.ctx = ctx
+        self.deadline = ex.monotonic() + ex.limits.request_timeout_s
+        self.attempts = 0
+        self.cost: Money = Decimal(0)
+        self.failed: list[FailedAttempt] = []
+        self.skipped: list[str] = []
 
     def remaining(self) -> float:
         return self.deadline - self.ex.monotonic()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 
 import anyio
 
@@ -41,14 +40,13 @@ from modelyard.executor import (
     Attempt,
     CallContext,
     Executor,
-    FailedAttempt,
     Outcome,
 )
 from modelyard.ledger.records import AttemptStatus
 from modelyard.live_stream import LiveStream, completion_chunks, no_more_chunks
 from modelyard.multicall import MultiCallRun
 from modelyard.routing.plan import CascadePlan, Decision, RankedCandidate, Step
-from modelyard.types import ChatRequest, Money
+from modelyard.types import ChatRequest
 from modelyard.verifiers.base import Answer, JudgeReply, Verdict, VerifyContext
 
 log = logging.getLogger(__name__)
@@ -77,19 +75,11 @@ class _Cascade(MultiCallRun):
         self, ex: Executor, decision: Decision, request: ChatRequest, ctx: CallContext
     ) -> None:
         assert decision.cascade is not None
-        self.ex = ex
-        self.decision = decision
+        super().__init__(ex, decision, request, ctx)
         self.plan: CascadePlan = decision.cascade
-        self.request = request
-        self.ctx = ctx
-        self.deadline = ex.monotonic() + ex.limits.request_timeout_s
-        self.attempts = 0
-        self.cost: Money = Decimal(0)
-        self.failed: list[FailedAttempt] = []
         self.hops: list[HopTrace] = []
         self.earlier: list[Answer] = []
         self.unbilled: list[_Pending] = []
-        self.skipped: list[str] = []
 
     def step_ctx(self, step: Step, role: str = "candidate") -> CallContext:
         return dataclasses.replace(self.ctx, step=step.number, role=role)

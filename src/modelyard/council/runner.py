@@ -43,7 +43,7 @@ from modelyard.errors import (
     ModelyardError,
     ProviderError,
 )
-from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt, Outcome
+from modelyard.executor import Attempt, CallContext, Executor, Outcome
 from modelyard.live_stream import LiveStream, completion_chunks, no_more_chunks
 from modelyard.multicall import MultiCallRun
 from modelyard.routing.plan import CouncilPlan, Decision, RankedCandidate, Score
@@ -92,16 +92,8 @@ class _Council(MultiCallRun):
         self, ex: Executor, decision: Decision, request: ChatRequest, ctx: CallContext
     ) -> None:
         assert decision.council is not None
-        self.ex = ex
-        self.decision = decision
+        super().__init__(ex, decision, request, ctx)
         self.plan: CouncilPlan = decision.council
-        self.request = request
-        self.ctx = ctx
-        self.deadline = ex.monotonic() + ex.limits.request_timeout_s
-        self.attempts = 0
-        self.cost: Money = Decimal(0)
-        self.failed: list[FailedAttempt] = []
-        self.skipped: list[str] = []
         self.unbilled: list[_Answer] = []
         self.costs: dict[int, Money] = {}
         self.notes: list[str] = list(decision.notes)
