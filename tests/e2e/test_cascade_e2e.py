@@ -3,26 +3,17 @@ openai SDK: the fake upstream answers both hops; the SQLite ledger gets every ho
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-import yaml
 
-from modelyard.app_factory import load_stack
-from modelyard.ledger import CallRecord, open_ledger
-from modelyard.testing.upstream import (
-    ANTHROPIC_PATH,
-    OPENAI_PATH,
-    FakeUpstream,
-    create_fake_upstream,
-)
-from tests.e2e.conftest import ANTHROPIC_KEY, CLAUDE, GPT, OPENAI_KEY, LiveServer, stack_config
+from modelyard.testing.upstream import ANTHROPIC_PATH, OPENAI_PATH
+from tests.e2e.conftest import CLAUDE, GPT
+from tests.e2e.policy_gateway import Gateway, gateway_with_policy
 
 pytestmark = pytest.mark.slow
 
@@ -35,53 +26,20 @@ FORMAT: Any = {"type": "json_schema", "json_schema": {"name": "city", "schema": 
 MESSAGES: Any = [{"role": "user", "content": "Oslo facts as JSON"}]
 
 
-class Gateway:
-    def __init__(self, upstream: FakeUpstream, url: str, ledger_path: Path) -> None:
-        self.upstream, self.url, self.ledger_path = upstream, url, ledger_path
-
-    def records(self, request_id: str) -> list[CallRecord]:
-        async def read() -> list[CallRecord]:
-            ledger = open_ledger(f"sqlite:///{self.ledger_path}")
-            await ledger.open()
-            try:
-                return list(await ledger.records(request_id=request_id))
-            finally:
-                await ledger.close()
-
-        return asyncio.run(read())
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("cascade-e2e")
-    state = FakeUpstream(openai_key=OPENAI_KEY, anthropic_key=ANTHROPIC_KEY)
-    upstream = LiveServer(create_fake_upstream(state), "cascade-upstream")
-    upstream.start()
-    config = stack_config(upstream.url)
-    config["policies"]["frugal"] = {
+    policy = {
         "type": "cascade",
         "tiers": ["gpt", "claude"],
         "verifier": {"type": "schema"},
     }
-    path = tmp / "stack.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {"E2E_OPENAI_KEY": OPENAI_KEY, "E2E_ANTHROPIC_KEY": ANTHROPIC_KEY}
-    stack = load_stack(str(path), (), env)
-    ledger_path = tmp / "ledger.db"
-    server = LiveServer(stack.create_app(open_ledger(f"sqlite:///{ledger_path}")), "gateway")
-    try:
-        server.start()
-        yield Gateway(state, server.url, ledger_path)
-    finally:
-        server.stop()
-        upstream.stop()
+    with gateway_with_policy(tmp_path_factory.mktemp("cascade-e2e"), "frugal", policy) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="anything", max_retries=0, timeout=20
-    ) as sdk:
+    with gateway.client() as sdk:
         yield sdk
 
 
