@@ -33,8 +33,6 @@ import multiprocessing as mp
 import os
 import random
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +49,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crash import KEY, STATS_PATH, serve_upstream
+from crash import KEY, STATS_PATH, Gateway, serve_upstream
 
 from modelyard.admin import KeySpec, create_key, set_budget
 from modelyard.keys import KeyStore
@@ -92,51 +90,8 @@ def gateway_config(upstream_port: int, prefix: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Replica:
-    """One `python -m modelyard serve` subprocess."""
-
-    config: Path
-    env: dict[str, str]
-    log: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        cmd = [sys.executable, "-m", "modelyard", "serve", "--config", str(self.config)]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"replica exited on start (see {self.log})")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("replica not ready after 60 s")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
+# One `python -m modelyard serve` subprocess per replica.
+Replica = Gateway
 
 
 @dataclass

@@ -139,31 +139,41 @@ def gateway_config(upstream_port: int) -> dict[str, Any]:
 
 
 class Gateway:
-    """`python -m modelyard serve` as a subprocess: start, health-wait, SIGKILL."""
+    """`python -m modelyard serve` as a subprocess: start, health-wait, SIGKILL.
+    `bench/budgets.py` runs its replicas with it too."""
 
-    def __init__(self, config: Path, ledger_url: str, workdir: Path) -> None:
-        self.config, self.ledger_url, self.workdir = config, ledger_url, workdir
+    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
+        self.config, self.env, self.log = config, env, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def start(self) -> float:
-        with _bind() as sock:
-            self.port = sock.getsockname()[1]
+    @classmethod
+    def with_ledger(cls, config: Path, ledger_url: str, workdir: Path) -> Gateway:
         env = {
             **os.environ,
             "CRASH_KEY": KEY,
-            "MODELYARD_DATABASE_URL": self.ledger_url,
-            "MODELYARD_HOME": str(self.workdir),
+            "MODELYARD_DATABASE_URL": ledger_url,
+            "MODELYARD_HOME": str(workdir),
         }
-        log = (self.workdir / "gateway.log").open("ab")
+        return cls(config, env, workdir / "gateway.log")
+
+    @property
+    def ledger_url(self) -> str:
+        return self.env["MODELYARD_DATABASE_URL"]
+
+    def start(self) -> float:
+        """Start it and wait until /health answers; the seconds that took."""
+        with _bind() as sock:
+            self.port = sock.getsockname()[1]
         cmd = [sys.executable, "-m", "modelyard", "serve", "--config", str(self.config)]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited on start (see {self.workdir / 'gateway.log'})")
+                raise RuntimeError(f"gateway exited on start (see {self.log})")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return time.monotonic() - t0
@@ -317,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text(yaml.safe_dump(gateway_config(int(upstream_url.rsplit(":", 1)[1]))))
         for db in args.db.split(","):
             url = f"sqlite:///{workdir / 'ledger.db'}" if db == "sqlite" else postgres_url()
-            gw = Gateway(config, url, workdir)
+            gw = Gateway.with_ledger(config, url, workdir)
             gw.start()
             try:
                 for n in range(1, args.runs + 1):
