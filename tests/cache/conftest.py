@@ -80,3 +80,9 @@ def engine(
 
 def calls(providers: dict[str, FunctionProvider]) -> int:
     return sum(len(p.calls) for p in providers.values())
+
+
+def status(outcome: Any) -> str | None:
+    """What the cache did for an `Outcome` or `LiveStream` (None: cache off)."""
+    note = outcome.cache
+    return None if note is None else str(note.status)

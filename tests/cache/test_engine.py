@@ -20,6 +20,7 @@ from tests.cache.conftest import (
     calls,
     make_engine,
     shared_memory_cache,
+    status,
 )
 
 
@@ -42,8 +43,8 @@ async def test_second_identical_request_is_a_hit_billed_zero_naming_the_model(
     _, first = await engine.complete(ask(model="cheap"), request_id="r1")
     decision, hit = await engine.complete(ask(model="cheap"), request_id="r2")
     assert calls(providers) == 1
-    assert first.cache is not None and first.cache.status == "miss"
-    assert hit.cache is not None and hit.cache.status == "hit"
+    assert status(first) == "miss"
+    assert status(hit) == "hit"
     assert hit.completion.content == first.completion.content == "ok from small"
     assert hit.card.id == "small"
     assert hit.cost_usd == 0
@@ -53,7 +54,7 @@ async def test_second_identical_request_is_a_hit_billed_zero_naming_the_model(
     assert record.status == "cached"
     assert record.cost_usd == 0
     assert (record.input_tokens, record.output_tokens) == (0, 0)
-    assert record.model_id == "small" and record.deployment == "cheapco"
+    assert (record.model_id, record.deployment) == ("small", "cheapco")
     assert record.decision_id == decision.id
     cache = record.reasons["cache"]
     assert cache["source_request_id"] == "r1"
@@ -83,7 +84,7 @@ async def test_parameters_that_change_the_answer_miss_and_those_that_do_not_hit(
         metadata={"trace": "x"},
     )
     _, outcome = await engine.complete(same)
-    assert outcome.cache is not None and outcome.cache.status == "hit"
+    assert status(outcome) == "hit"
     for different in (
         ask(model="cheap", max_tokens=51, stop="END"),
         ask(model="cheap", max_tokens=50, stop="END", seed=3),
@@ -92,7 +93,7 @@ async def test_parameters_that_change_the_answer_miss_and_those_that_do_not_hit(
         ask(model="cheap", max_tokens=50, stop="END", response_format={"type": "json_object"}),
     ):
         _, outcome = await engine.complete(different)
-        assert outcome.cache is not None and outcome.cache.status == "miss", different
+        assert status(outcome) == "miss", different
     assert calls(providers) == 6
 
 
@@ -103,17 +104,17 @@ async def test_sampled_requests_bypass_unless_the_operator_opts_in(
     for request in (ask(temperature=0.7), ask(temperature=None)):
         _, outcome = await engine.complete(request)
         _, again = await engine.complete(request)
-        assert again.cache is not None and again.cache.status == "bypass"
+        assert status(again) == "bypass"
         assert "sampled request" in (again.cache.reason or "")
     seeded = ask(temperature=0.7, seed=1)
     await engine.complete(seeded)
     _, outcome = await engine.complete(seeded)
-    assert outcome.cache is not None and outcome.cache.status == "hit"
+    assert status(outcome) == "hit"
 
     opted_in = make_engine(ledger, providers, cache={"sampled": True})
     await opted_in.complete(ask(temperature=0.7))
     _, outcome = await opted_in.complete(ask(temperature=0.7))
-    assert outcome.cache is not None and outcome.cache.status == "hit"
+    assert status(outcome) == "hit"
 
 
 async def test_no_cache_skips_the_lookup_but_refreshes_the_entry(
@@ -123,10 +124,10 @@ async def test_no_cache_skips_the_lookup_but_refreshes_the_entry(
     providers["cheapco"].complete_fn = _answer("fresh")
     fresh = ask(modelyard=RoutingHints(cache="no-cache"))
     _, outcome = await engine.complete(fresh)
-    assert outcome.cache is not None and outcome.cache.status == "bypass"
+    assert status(outcome) == "bypass"
     assert outcome.completion.content == "fresh"
     _, after = await engine.complete(ask())
-    assert after.cache is not None and after.cache.status == "hit"
+    assert status(after) == "hit"
     assert after.completion.content == "fresh"
 
 
@@ -136,7 +137,7 @@ async def test_no_store_neither_reads_nor_writes(
     private = ask(modelyard=RoutingHints(cache="no-store"))
     await engine.complete(private)
     _, outcome = await engine.complete(ask())
-    assert outcome.cache is not None and outcome.cache.status == "miss"
+    assert status(outcome) == "miss"
     assert calls(providers) == 2
 
 
@@ -160,12 +161,12 @@ async def test_never_shared_across_data_classes(
 ) -> None:
     await engine.complete(ask(modelyard=RoutingHints(data_class=DataClass.PUBLIC)))
     _, internal = await engine.complete(ask(modelyard=RoutingHints(data_class="internal")))
-    assert internal.cache is not None and internal.cache.status == "miss"
+    assert status(internal) == "miss"
     # Confidential answers are not kept unless cache.max_data_class allows them.
     secret = ask(modelyard=RoutingHints(data_class=DataClass.CONFIDENTIAL))
     await engine.complete(secret)
     _, again = await engine.complete(secret)
-    assert again.cache is not None and again.cache.status == "bypass"
+    assert status(again) == "bypass"
     assert "confidential data is not cached" in (again.cache.reason or "")
 
 
@@ -176,10 +177,10 @@ async def test_entries_expire_after_the_ttl(
     await engine.complete(ask())
     clock.now += 29
     _, fresh = await engine.complete(ask())
-    assert fresh.cache is not None and fresh.cache.status == "hit"
+    assert status(fresh) == "hit"
     clock.now += 2
     _, expired = await engine.complete(ask())
-    assert expired.cache is not None and expired.cache.status == "miss"
+    assert status(expired) == "miss"
     assert calls(providers) == 2
 
 
@@ -214,12 +215,12 @@ async def test_entry_of_a_removed_model_is_a_miss_routed_afresh(
     after.cache = shared
     _, outcome = await after.complete(ask(model="pinned"))
     assert outcome.card.id == "vision-mid"
-    assert outcome.cache is not None and outcome.cache.status == "miss"
+    assert status(outcome) == "miss"
     assert outcome.cache.reason == (
         "stale entry dropped: model 'small' is no longer in the catalog"
     )
     _, again = await after.complete(ask(model="pinned"))
-    assert again.cache is not None and again.cache.status == "hit"
+    assert status(again) == "hit"
     assert again.card.id == "vision-mid"
 
 
@@ -238,7 +239,7 @@ async def test_corrupt_entry_is_dropped_and_the_request_served(
         assert (outcome.cache.status, outcome.cache.reason) == ("miss", "corrupt entry dropped")
         assert (outcome.completion.content or "").startswith("ok from ")
     _, healed = await engine.complete(ask())
-    assert healed.cache is not None and healed.cache.status == "hit"
+    assert status(healed) == "hit"
 
 
 async def test_unknown_model_is_still_a_404_with_the_cache_on(engine: Engine) -> None:
@@ -254,7 +255,7 @@ async def test_a_key_that_may_no_longer_use_the_model_misses(
     await engine.complete(ask(model="pinned"), principal=principal("k1"))  # `small` answers
     narrowed = principal("k1", models=("vision-mid", "frontier", "local-llm"))
     _, outcome = await engine.complete(ask(model="pinned"), principal=narrowed)
-    assert outcome.cache is not None and outcome.cache.status == "miss"
+    assert status(outcome) == "miss"
     assert "may no longer use model 'small'" in (outcome.cache.reason or "")
 
 
