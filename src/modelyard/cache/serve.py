@@ -100,6 +100,8 @@ async def record_hit(
     attempt: Attempt,
     probe: Probe,
     answer: CachedAnswer,
+    *,
+    streamed: bool,
 ) -> None:
     """The hit's ledger record (`cached`, cost 0), committed before the answer goes out."""
     card = attempt.candidate.card
@@ -117,7 +119,7 @@ async def record_hit(
         latency_ms=(ex.monotonic() - attempt.t0) * 1000,
         status=CACHED_STATUS,
         cost_usd=Decimal(0),
-        streamed=ctx.role == "stream",
+        streamed=streamed,
         caller=ctx.caller,
         reasons={**decision.explain(), "cache": _cache_reasons(probe, answer)},
         confidence=answer.confidence,
@@ -140,7 +142,7 @@ async def serve_outcome(
     """A hit as a finished call."""
     answer = _answer(probe)
     attempt = _attempt(ex, catalog.cards[answer.model_id], ex.clock(), t0)
-    await record_hit(ex, decision, ctx, attempt, probe, answer)
+    await record_hit(ex, decision, ctx, attempt, probe, answer, streamed=False)
     completion = answer.completion(f"cache-{ctx.request_id}")
     card = attempt.candidate.card
     return Outcome(completion, card, Money(0), (), cache=probe.note)
@@ -158,7 +160,7 @@ async def serve_stream(
     """A hit replayed as a stream (content, tool calls, finish, usage), already billed at 0."""
     answer = _answer(probe)
     attempt = _attempt(ex, catalog.cards[answer.model_id], ex.clock(), t0)
-    await record_hit(ex, decision, replace(ctx, role="stream"), attempt, probe, answer)
+    await record_hit(ex, decision, ctx, attempt, probe, answer, streamed=True)
     live = LiveStream(
         ex,
         decision,
