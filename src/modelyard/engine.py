@@ -23,15 +23,9 @@ from modelyard.attempts import watch_network
 from modelyard.budgets.fit import Allowance
 from modelyard.budgets.gate import BudgetGate
 from modelyard.cache import ResponseCache, memory_cache
+from modelyard.cache.keep import StreamKeeper, keep_outcome
 from modelyard.cache.response_cache import Probe
-from modelyard.cache.serve import (
-    StreamKeeper,
-    hit_decision,
-    keep_outcome,
-    serve_outcome,
-    serve_stream,
-    unusable,
-)
+from modelyard.cache.serve import hit_decision, serve_outcome, serve_stream, unusable
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
 from modelyard.errors import PermissionDeniedError

@@ -5,7 +5,8 @@
 - `entry`: the stored answer (JSON, validated on read) and its stream replay;
 - `backends`: in process (bounded LRU with a TTL) or Redis (shared, fail-open);
 - `response_cache`: lookup and store, never failing a request;
-- `serve`: hits and misses at the Engine, the `cached` ledger record.
+- `serve`: a hit at the Engine, and its `cached` ledger record;
+- `keep`: storing a miss's answer once it is complete (streams included).
 """
 
 from __future__ import annotations
