@@ -106,3 +106,29 @@ async def test_gateway_with_redis_url_uses_the_shared_backend(redis_url: str) ->
         cache = app.state.engine.cache
         assert isinstance(cache.backend, RedisBackend)
         assert cache.backend.prefix == "modelyard:cache:"
+
+
+async def test_restart_without_the_cached_model_routes_afresh(
+    ledger: InMemoryLedger,
+    providers: dict[str, FunctionProvider],
+    redis_client: Any,
+    redis_prefix: str,
+) -> None:
+    from tests.stack import STACK
+
+    before = make_engine(ledger, providers)
+    before.cache = redis_backed(redis_client, redis_prefix)
+    await before.complete(ask(model="pinned"))  # `small` answers; kept in Redis
+    # The gateway restarts with a config that no longer has `small`.
+    models = {k: v for k, v in STACK["models"].items() if k != "small"}
+    policies = {**STACK["policies"], "pinned": {"type": "fixed", "model": "frontier"}}
+    after = make_engine(
+        ledger, providers, models=models, aliases={"best-model": "frontier"}, policies=policies
+    )
+    after.cache = redis_backed(redis_client, redis_prefix)
+    _, outcome = await after.complete(ask(model="pinned"))
+    assert (status(outcome), outcome.card.id) == ("miss", "frontier")
+    assert outcome.cache is not None
+    assert "'small' is no longer in the catalog" in (outcome.cache.reason or "")
+    _, again = await after.complete(ask(model="pinned"))
+    assert (status(again), again.card.id) == ("hit", "frontier")
