@@ -67,6 +67,7 @@ class Stack:
         `bind_host`: the address served on (default the config's); off loopback,
         every `/v1/*` call needs a key."""
         from modelyard.budgets.wiring import Budgets, attach
+        from modelyard.cache import redis_cache
         from modelyard.server.app import FrontSettings, create_app
         from modelyard.server.auth import Authenticator
 
@@ -91,6 +92,11 @@ class Stack:
             auth.keys = budgets.keys
             app.state.keys = budgets.keys
             started.append(budgets)
+            # With Redis, the response cache is shared by every replica.
+            shared = redis_cache(
+                self.config.cache, budgets.client, self.config.budgets.redis_prefix
+            )
+            engine.cache = shared or engine.cache
             # Specialists load now, not on their first request.
             await warm_specialists(engine.executor.providers)
 

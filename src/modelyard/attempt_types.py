@@ -19,6 +19,7 @@ from modelyard.routing.plan import RankedCandidate
 from modelyard.types import Completion, Money
 
 if TYPE_CHECKING:
+    from modelyard.cache.note import CacheNote
     from modelyard.cascade.trace import CascadeTrace
     from modelyard.council.result import CouncilResult
 
@@ -60,6 +61,8 @@ class Outcome:
     # The specialist's low-confidence (or out-of-scope) answer returned as the last
     # resort, when nothing was left to escalate to; None for a confident answer.
     last_resort: LowConfidenceError | None = None
+    # What the response cache did (`x-modelyard-cache`); None when it is off.
+    cache: CacheNote | None = None
 
 
 @dataclass

@@ -175,8 +175,18 @@ def usage(
     url = database or ledger_url_from_env()
     rows = anyio.run(_usage_rows, url, days, groups)
     table = Table(title=f"usage, last {days} days")
-    # `interrupted`: calls whose process died mid-flight, billed at their estimate.
-    columns = ("day", "model", "calls", "errors", "interrupted", "tokens in", "tokens out")
+    # `interrupted`: calls whose process died mid-flight, billed at their estimate;
+    # `cached`: answers served from the response cache (free).
+    columns = (
+        "day",
+        "model",
+        "calls",
+        "errors",
+        "interrupted",
+        "cached",
+        "tokens in",
+        "tokens out",
+    )
     for col in (*columns, "cost $"):
         table.add_column(col)
     total = sum((r.cost_usd for r in rows), start=rows[0].cost_usd * 0) if rows else 0
@@ -187,6 +197,7 @@ def usage(
             str(r.calls),
             str(r.errors),
             str(r.interrupted),
+            str(r.cached),
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
             money_text(r.cost_usd),

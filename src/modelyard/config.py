@@ -195,6 +195,23 @@ class CaptureConfig(_Strict):
     tasks: list[str] = Field(default_factory=list)
 
 
+class CacheConfig(_Strict):
+    """The response cache (see `modelyard.cache`): off unless `enabled`, because a
+    cached answer is a repeat of an earlier one. `backend`: `auto` is Redis when
+    `MODELYARD_REDIS_URL` is set (shared by every replica), else in process;
+    `max_entries` bounds the in-process LRU. `sampled`: also cache requests that
+    sample (temperature above 0, or unset: the provider's default samples).
+    `max_data_class`: the most sensitive data class whose answers are stored."""
+
+    enabled: bool = False
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    ttl_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
+    max_entries: int = Field(default=10_000, ge=1)
+    max_entry_bytes: int = Field(default=256 * 1024, ge=1024)
+    sampled: bool = False
+    max_data_class: DataClass = DataClass.INTERNAL
+
+
 class Config(_Strict):
     """A whole modelyard configuration."""
 
@@ -210,6 +227,7 @@ class Config(_Strict):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

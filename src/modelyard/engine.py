@@ -22,6 +22,10 @@ from modelyard import plugins
 from modelyard.attempts import watch_network
 from modelyard.budgets.fit import Allowance
 from modelyard.budgets.gate import BudgetGate
+from modelyard.cache import ResponseCache, memory_cache
+from modelyard.cache.keep import StreamKeeper, keep_outcome
+from modelyard.cache.response_cache import Probe
+from modelyard.cache.serve import hit_decision, serve_outcome, serve_stream, unusable
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
 from modelyard.errors import PermissionDeniedError
@@ -57,6 +61,8 @@ class Engine:
     ids: Callable[[], str] = new_id
     # Issue 12: budgets and rate limits (None: no budgets, no keys).
     gate: BudgetGate | None = None
+    # Issue 17: the response cache (None: off).
+    cache: ResponseCache | None = None
 
     def __post_init__(self) -> None:
         # A cascade's judge is a call like any other: planned by this router.
@@ -80,9 +86,22 @@ class Engine:
         caller: str | None = None,
         principal: Principal | None = None,
     ) -> tuple[Decision, Outcome]:
+        t0 = self.executor.monotonic()
+        request_id = request_id or self.ids()
+        probe = await self.probe(request, principal)
+        if probe is not None and probe.answer is not None:
+            decision = hit_decision(self.ids(), probe.answer, request)
+            ctx = await self._hit_context(request, request_id, caller, principal)
+            return decision, await serve_outcome(
+                self.executor, self.catalog, decision, ctx, probe, t0
+            )
         decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
-        return decision, await self.executor.complete(decision, request, ctx)
+        ctx = CallContext(request_id, caller or request.user, principal=who)
+        outcome = await self.executor.complete(decision, request, ctx)
+        if probe is None or self.cache is None:
+            return decision, outcome
+        now = self.executor.clock()
+        return decision, await keep_outcome(self.cache, probe, decision, ctx, outcome, now)
 
     async def stream(
         self,
@@ -92,9 +111,56 @@ class Engine:
         caller: str | None = None,
         principal: Principal | None = None,
     ) -> LiveStream:
+        t0 = self.executor.monotonic()
+        request_id = request_id or self.ids()
+        probe = await self.probe(request, principal)
+        if probe is not None and probe.answer is not None:
+            decision = hit_decision(self.ids(), probe.answer, request)
+            ctx = await self._hit_context(request, request_id, caller, principal)
+            return await serve_stream(
+                self.executor, self.catalog, decision, ctx, probe, t0, request
+            )
         decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
-        return await self.executor.stream(decision, request, ctx)
+        ctx = CallContext(request_id, caller or request.user, principal=who)
+        live = await self.executor.stream(decision, request, ctx)
+        if probe is not None and self.cache is not None:
+            live.cache = probe.note
+            live.tap = StreamKeeper(self.cache, probe, ctx, self.executor.clock)
+        return live
+
+    async def probe(self, request: ChatRequest, principal: Principal | None) -> Probe | None:
+        """Look `request` up in the response cache (None when it is off), after the
+        key's access rules (403) and the model's existence (404) are checked."""
+        if self.cache is None:
+            return None
+        if self.gate is not None and principal is not None:
+            check_access(self, principal, request)
+        target = self.router.resolve(request)
+        name = target.name
+        if name not in self.router.policies:
+            card = self.catalog.resolve(name)
+            name = card.id if card is not None else name
+        return await self.cache.lookup(
+            request,
+            target=name,
+            key_id=principal.key_id if principal is not None else None,
+            unusable=unusable(self.catalog, principal),
+        )
+
+    async def _hit_context(
+        self,
+        request: ChatRequest,
+        request_id: str,
+        caller: str | None,
+        principal: Principal | None,
+    ) -> CallContext:
+        """Who a hit is billed to; it counts against the key's request rate (429) but
+        uses no tokens and reserves no budget: it costs nothing."""
+        if principal is not None and principal.user is None and request.user:
+            principal = replace(principal, user=request.user)
+        if self.gate is not None and principal is not None:
+            await self.gate.admit(principal, 0)
+        return CallContext(request_id, caller or request.user, principal=principal)
 
     async def prepare(
         self, request: ChatRequest, principal: Principal | None
@@ -265,4 +331,5 @@ def build_engine(
     )
     if shadowed:
         executor.observer = ShadowRunner(shadowed, providers, ledger, ids, clock)
-    return Engine(catalog, router, executor, ledger, rng or random.Random(), ids)
+    cache = memory_cache(config.cache, env, monotonic)
+    return Engine(catalog, router, executor, ledger, rng or random.Random(), ids, cache=cache)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -22,9 +22,19 @@ from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
 
 if TYPE_CHECKING:
+    from modelyard.cache.note import CacheNote
     from modelyard.cascade.trace import CascadeTrace
     from modelyard.council.result import CouncilResult
     from modelyard.executor import Attempt, CallContext, Executor, FailedAttempt
+
+
+class StreamTap(Protocol):
+    """Sees every chunk the caller is shown, and is told when the stream completed
+    normally (the response cache keeps a miss's answer this way)."""
+
+    def see(self, chunk: Chunk) -> None: ...
+
+    async def completed(self, live: LiveStream) -> None: ...
 
 
 class LiveStream:
@@ -68,6 +78,9 @@ class LiveStream:
         self.prior_cost: Money = Money(0)
         # The low-confidence answer returned as the last resort (see `Outcome`).
         self.last_resort: LowConfidenceError | None = None
+        # The response cache's verdict (`x-modelyard-cache`), and its tap on a miss.
+        self.cache: CacheNote | None = None
+        self.tap: StreamTap | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"
@@ -86,6 +99,8 @@ class LiveStream:
             await close_stream(self._rest)
             if self.cost_usd is None:
                 await self._bill(status, error)
+            if status == "ok" and self.tap is not None:
+                await self.tap.completed(self)
 
     async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
         usage, source = self.usage, self.usage_source
@@ -123,6 +138,8 @@ class LiveStream:
             self.usage = usage
         if chunk.confidence is not None:
             self.confidence = chunk.confidence
+        if self.tap is not None:
+            self.tap.see(chunk)
         return chunk
 
     def _streamed_usage(self) -> Usage:

@@ -175,6 +175,9 @@ class RoutingHints(_Wire):
     data_class: DataClass | None = None
     task: str | None = None
     policy: str | None = None
+    # The response cache, per request: `no-cache` skips reading it (the fresh answer
+    # replaces the entry), `no-store` skips it entirely; also `Cache-Control` headers.
+    cache: Literal["default", "no-cache", "no-store"] | None = None
 
 
 class ChatRequest(BaseModel):

@@ -626,3 +626,13 @@ async def test_a_verdict_known_only_at_the_end_completes_the_written_ahead_recor
     assert (got.status, got.step, got.role, got.verifier_score) == (
         "escalated", 1, "candidate", 0.25,
     )  # fmt: skip
+
+
+async def test_usage_counts_cache_hits_as_calls_not_errors(ledger: LedgerStore) -> None:
+    await ledger.write(rec("r1", cost_usd=Decimal("0.001"), input_tokens=10, output_tokens=2))
+    await ledger.write(rec("r2", status="cached"))
+    await ledger.write(rec("r3", status="cached", request_id="req-2"))
+    (row,) = await ledger.usage(by=["model"])
+    assert (row.calls, row.errors, row.cached) == (3, 0, 2)
+    assert (row.input_tokens, row.cost_usd) == (10, Decimal("0.001"))
+    assert [r.status for r in await ledger.records(request_id="req-2")] == ["cached"]

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from modelyard.ledger.migrations import as_utc, nanousd_to_usd, usd_to_nanousd
 from modelyard.ledger.records import (
+    CACHED_STATUS,
     INTERRUPTED_STATUS,
     NOT_ERRORS,
     OPEN_STATUS,
@@ -242,8 +243,8 @@ class InMemoryLedger:
 
 def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -> list[UsageRow]:
     """Group and sum; cost is summed in integer nano-dollars, as the SQL store does."""
-    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd, interrupted]
-    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 6)
+    # key -> [calls, errors, input_tokens, output_tokens, cost_nanousd, interrupted, cached]
+    totals: dict[tuple[str | None, date | None], list[int]] = defaultdict(lambda: [0] * 7)
     for r in records:
         if r.status == OPEN_STATUS:
             continue  # not settled yet (see SqlLedger.usage)
@@ -255,6 +256,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
         t[3] += r.output_tokens
         t[4] += usd_to_nanousd(r.cost_usd)
         t[5] += r.status == INTERRUPTED_STATUS
+        t[6] += r.status == CACHED_STATUS
     rows = [
         UsageRow(
             model_id=model_id,
@@ -265,6 +267,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
             output_tokens=output_tokens,
             cost_usd=nanousd_to_usd(nanos),
             interrupted=interrupted,
+            cached=cached,
         )
         for (model_id, day), (
             calls,
@@ -273,6 +276,7 @@ def _aggregate(records: Iterable[CallRecord], *, by_model: bool, by_day: bool) -
             output_tokens,
             nanos,
             interrupted,
+            cached,
         ) in totals.items()
     ]
     return sorted(rows, key=usage_order)

@@ -9,10 +9,16 @@ from decimal import Decimal
 from typing import Any, Final, Literal, Protocol
 
 # `shadow`: a shadowed specialist's answer beside the served one; never billed.
-AttemptStatus = Literal["ok", "error", "cancelled", "escalated", "started", "interrupted", "shadow"]
+# `cached`: an answer served from the response cache (cost 0, no provider tokens),
+# naming the model whose answer it was.
+AttemptStatus = Literal[
+    "ok", "error", "cancelled", "escalated", "started", "interrupted", "shadow", "cached"
+]
 # Statuses that are not failures in a usage report: an escalation is a specialist
-# that answered but handed the request on because its confidence was too low.
-NOT_ERRORS: frozenset[str] = frozenset({"ok", "escalated"})
+# that answered but handed the request on because its confidence was too low; a
+# cache hit is an answer served.
+NOT_ERRORS: frozenset[str] = frozenset({"ok", "escalated", "cached"})
+CACHED_STATUS: Final = "cached"
 # `started`: written ahead, before the provider call leaves the process; completed
 # (same id) when the attempt ends. `interrupted`: a `started` record whose process
 # died, closed at start-up and billed at its reservation estimate.
@@ -105,6 +111,8 @@ class UsageRow:
     cost_usd: Decimal
     # Calls whose process died mid-flight, billed at their reservation estimate.
     interrupted: int = 0
+    # Answers served from the response cache (cost 0), counted in `calls` too.
+    cached: int = 0
 
 
 class LedgerStore(Protocol):

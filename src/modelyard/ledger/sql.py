@@ -59,6 +59,7 @@ from modelyard.ledger.migrations import (
     usd_to_nanousd,
 )
 from modelyard.ledger.records import (
+    CACHED_STATUS,
     INTERRUPTED_STATUS,
     NOT_ERRORS,
     OPEN_STATUS,
@@ -404,6 +405,9 @@ class SqlLedger:
             func.coalesce(func.sum(case((c.status == INTERRUPTED_STATUS, 1), else_=0)), 0).label(
                 "interrupted"
             ),
+            func.coalesce(func.sum(case((c.status == CACHED_STATUS, 1), else_=0)), 0).label(
+                "cached"
+            ),
         ).group_by(*keys)
         # An open attempt is not settled yet: it is billed when it completes, or as
         # interrupted when its process died.
@@ -511,4 +515,5 @@ def _usage_row(row: Any) -> UsageRow:
         output_tokens=int(row["output_tokens"]),
         cost_usd=nanousd_to_usd(int(row["cost_nanousd"])),
         interrupted=int(row["interrupted"]),
+        cached=int(row["cached"]),
     )

@@ -83,5 +83,21 @@ def hints_from_headers(headers: Mapping[str, str], body_hints: RoutingHints) -> 
     ):
         if (value := get(HEADER_PREFIX + header)) is not None:
             values[key] = value
+    if (directive := cache_directive(get("cache-control"))) is not None:
+        values["cache"] = directive
     merged = {**values, **body_hints.model_dump(exclude_unset=True)}
     return RoutingHints.model_validate(merged)
+
+
+def cache_directive(header: str | None) -> str | None:
+    """The response-cache opt-out a `Cache-Control` request header asks for:
+    `no-store` (neither served from nor stored in the cache) wins over `no-cache`
+    (not served from it; the fresh answer replaces the entry), as in HTTP."""
+    if not header:
+        return None
+    directives = {part.split("=", 1)[0].strip().lower() for part in header.split(",")}
+    if "no-store" in directives:
+        return "no-store"
+    if "no-cache" in directives:
+        return "no-cache"
+    return None

@@ -126,6 +126,8 @@ async def chat_completions(
     # The request's total: every hop, verifier call, member and escalated attempt.
     headers["x-modelyard-cost-usd"] = money_text(outcome.cost_usd)
     headers.update(await _budget_headers(engine, who, decision.budget_note))
+    if outcome.cache is not None:
+        headers.update(outcome.cache.headers())
     if outcome.cascade is not None:
         headers.update(outcome.cascade.headers())
     if outcome.council is not None:
@@ -179,6 +181,8 @@ def _sse_response(
     )
     headers["cache-control"] = "no-cache"
     headers.update(extra)
+    if live.cache is not None:
+        headers.update(live.cache.headers())
     if live.cascade is not None:
         headers.update(live.cascade.headers())
         if live.cost_usd is not None:  # held back until accepted: every hop is billed
