@@ -81,6 +81,7 @@ class Stack:
             docs=server.docs,
             require_auth=not is_loopback(host),
             admin_key=self.env.get("MODELYARD_ADMIN_KEY") or None,
+            metrics_token=self.env.get("MODELYARD_METRICS_TOKEN") or None,
         )
         auth = Authenticator(require_always=front.require_auth)
         started: list[Budgets] = []

@@ -24,12 +24,13 @@ from modelyard.budgets.fit import Allowance
 from modelyard.budgets.gate import BudgetGate
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
-from modelyard.errors import PermissionDeniedError
+from modelyard.errors import ModelyardError, PermissionDeniedError
 from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
 from modelyard.keys import Principal
 from modelyard.ledger.records import LedgerStore
 from modelyard.live_stream import LiveStream
+from modelyard.observability.hooks import RequestEnd, Telemetry, status_of
 from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.routing.plan import Decision
 from modelyard.routing.policies import FixedPolicy, Policy
@@ -57,6 +58,8 @@ class Engine:
     ids: Callable[[], str] = new_id
     # Issue 12: budgets and rate limits (None: no budgets, no keys).
     gate: BudgetGate | None = None
+    # Issue 15: metrics and traces (None: nothing observes; see `observe`).
+    telemetry: Telemetry | None = None
 
     def __post_init__(self) -> None:
         # A cascade's judge is a call like any other: planned by this router.
@@ -72,6 +75,11 @@ class Engine:
         unhealthy = executor.health.unavailable(executor.monotonic())
         return self.router.plan(request, self.rng, unhealthy, allowance)
 
+    def observe(self, telemetry: Telemetry | None) -> None:
+        """Report every request (here) and every attempt (the executor) to `telemetry`."""
+        self.telemetry = telemetry
+        self.executor.telemetry = telemetry
+
     async def complete(
         self,
         request: ChatRequest,
@@ -80,9 +88,31 @@ class Engine:
         caller: str | None = None,
         principal: Principal | None = None,
     ) -> tuple[Decision, Outcome]:
-        decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
-        return decision, await self.executor.complete(decision, request, ctx)
+        request_id = request_id or self.ids()
+        seen = self.telemetry
+        if seen is not None:
+            seen.request_started(request_id, request)
+        decision: Decision | None = None
+        try:
+            decision, request, who = await self.prepare(request, principal)
+            ctx = CallContext(request_id, caller or request.user, principal=who)
+            outcome = await self.executor.complete(decision, request, ctx)
+        except BaseException as exc:
+            if seen is not None:
+                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
+            raise
+        if seen is not None:
+            end = RequestEnd(
+                200,
+                decision,
+                outcome.card.id,
+                outcome.failed,
+                outcome.cascade,
+                outcome.cost_usd,
+                outcome.completion.usage,
+            )
+            seen.request_ended(request_id, end)
+        return decision, outcome
 
     async def stream(
         self,
@@ -92,9 +122,22 @@ class Engine:
         caller: str | None = None,
         principal: Principal | None = None,
     ) -> LiveStream:
-        decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id or self.ids(), caller or request.user, principal=who)
-        return await self.executor.stream(decision, request, ctx)
+        request_id = request_id or self.ids()
+        seen = self.telemetry
+        if seen is not None:
+            seen.request_started(request_id, request)
+        decision: Decision | None = None
+        try:
+            decision, request, who = await self.prepare(request, principal)
+            ctx = CallContext(request_id, caller or request.user, principal=who)
+            live = await self.executor.stream(decision, request, ctx)
+        except BaseException as exc:
+            if seen is not None:
+                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
+            raise
+        if seen is not None:
+            live.on_end = _stream_end(seen, request_id, live)
+        return live
 
     async def prepare(
         self, request: ChatRequest, principal: Principal | None
@@ -114,6 +157,22 @@ class Engine:
             field = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
             request = request.model_copy(update={field: cap})
         return decision, request, principal
+
+
+def _stream_end(
+    seen: Telemetry, request_id: str, live: LiveStream
+) -> Callable[[ModelyardError | None], None]:
+    """Reports the stream's request when its last chunk went out (or it broke)."""
+
+    def ended(error: ModelyardError | None) -> None:
+        status = 200 if error is None else status_of(error)
+        cost = None if live.cost_usd is None else live.cost_usd + live.prior_cost
+        end = RequestEnd(
+            status, live.decision, live.card.id, live.failed, live.cascade, cost, live.usage, error
+        )
+        seen.request_ended(request_id, end)
+
+    return ended
 
 
 def check_access(engine: Engine, principal: Principal, request: ChatRequest) -> None:

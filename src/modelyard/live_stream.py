@@ -8,7 +8,7 @@ provider reported, or, for a stream cut short, what was streamed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ import anyio
 
 from modelyard.attempts import checked_usage
 from modelyard.catalog.tokens import count_text
-from modelyard.errors import LowConfidenceError, ModelyardError
+from modelyard.errors import ClientClosedError, LowConfidenceError, ModelyardError
 from modelyard.ledger.records import AttemptStatus, UsageSource
 from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -68,6 +68,9 @@ class LiveStream:
         self.prior_cost: Money = Money(0)
         # The low-confidence answer returned as the last resort (see `Outcome`).
         self.last_resort: LowConfidenceError | None = None
+        # Told how the stream ended, once it is billed (None: it finished); set by
+        # the engine when something observes requests (metrics, traces).
+        self.on_end: Callable[[ModelyardError | None], None] | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"
@@ -86,6 +89,9 @@ class LiveStream:
             await close_stream(self._rest)
             if self.cost_usd is None:
                 await self._bill(status, error)
+            if self.on_end is not None:
+                gone = ClientClosedError("the client stopped reading the stream")
+                self.on_end(None if status == "ok" else error or gone)
 
     async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
         usage, source = self.usage, self.usage_source
