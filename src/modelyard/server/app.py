@@ -86,6 +86,8 @@ def create_app(
     app.state.admin_key_hash = hash_key(front.admin_key) if front.admin_key else None
     app.state.metrics_token_hash = hash_key(front.metrics_token) if front.metrics_token else None
     app.state.gauges = gauges
+    # `/metrics` is never open off loopback, whatever authenticator was passed in.
+    app.state.require_auth = front.require_auth
     remember_hosts(card.deployment.base_url for card in engine.catalog.cards.values())
     install_error_handlers(app)
     # Added innermost first: the front door runs before anything else.

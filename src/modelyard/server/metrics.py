@@ -28,7 +28,7 @@ async def require_metrics_access(request: Request) -> None:
     """Nothing while `/metrics` is open (see the module docstring); else 401/403."""
     state = request.app.state
     auth: Authenticator = state.auth
-    if not await auth.required():
+    if not (state.require_auth or await auth.required()):
         return
     expected = [d for d in (state.metrics_token_hash, state.admin_key_hash) if d is not None]
     if not expected:
