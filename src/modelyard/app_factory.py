@@ -67,6 +67,7 @@ class Stack:
         `bind_host`: the address served on (default the config's); off loopback,
         every `/v1/*` call needs a key."""
         from modelyard.budgets.wiring import Budgets, attach
+        from modelyard.observability.otel import tracing_from_env
         from modelyard.server.app import FrontSettings, create_app
         from modelyard.server.auth import Authenticator
 
@@ -105,12 +106,16 @@ class Stack:
             if drain_shadows is not None:
                 await drain_shadows()
 
+        # Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (and the `otel` extra installed).
+        tracing = tracing_from_env(self.env, engine.catalog)
+        flush = [tracing.shutdown] if tracing is not None else []
         app = create_app(
             engine,
             on_startup=[open_all],
-            on_shutdown=[client.aclose, close_budgets, drain, ledger.close],
+            on_shutdown=[client.aclose, close_budgets, drain, ledger.close, *flush],
             front=front,
             authenticator=auth,
+            telemetry=[tracing.telemetry] if tracing is not None else [],
         )
         return app
 
