@@ -43,6 +43,13 @@ async def test_counters_match_the_ledger_records(
     after = await scrape(client)
     records = await ledger.records()
     assert len(records) == 4
+    no_key = {"key": "none", "team": "none"}
+    assert delta(before, after, "modelyard_key_cost_usd_total", **no_key) == pytest.approx(
+        float(sum(r.cost_usd for r in records)), rel=1e-9
+    )
+    assert delta(before, after, "modelyard_key_tokens_total", **no_key, type="output") == sum(
+        r.output_tokens for r in records
+    )
     assert delta(before, after, "modelyard_requests_total", policy="cheap", model="small") == 3
     assert (
         delta(
@@ -62,9 +69,7 @@ async def test_counters_match_the_ledger_records(
         assert delta(before, after, "modelyard_tokens_total", model=model, type="output") == sum(
             r.output_tokens for r in mine
         )
-        cost = delta(
-            before, after, "modelyard_cost_usd_total", model=model, key="none", team="none"
-        )
+        cost = delta(before, after, "modelyard_cost_usd_total", model=model, deployment=dep)
         assert cost == pytest.approx(float(sum(r.cost_usd for r in mine)), rel=1e-9)
         assert delta(before, after, "modelyard_attempt_latency_seconds_count", model=model) == len(
             mine

@@ -34,6 +34,8 @@ class Metrics:
     ttft: Histogram
     tokens: Counter
     cost: Counter
+    key_tokens: Counter
+    key_cost: Counter
     fallbacks: Counter
     escalations: Counter
     hedges: Counter
@@ -73,13 +75,25 @@ def metrics() -> Metrics:
         ),
         tokens=Counter(
             "modelyard_tokens",
-            "Billed tokens by type (input, output)",
-            ["model", "deployment", "key", "team", "type"],
+            "Billed tokens by model and type (input, output)",
+            ["model", "deployment", "type"],
         ),
         cost=Counter(
             "modelyard_cost_usd",
-            "Billed cost in US dollars (float: the ledger holds the exact Decimal)",
-            ["model", "deployment", "key", "team"],
+            "Billed cost in US dollars by model (float: the ledger holds the exact Decimal)",
+            ["model", "deployment"],
+        ),
+        # Who spent it, apart from on what: a key x model product would multiply the
+        # series (the ledger and `modelyard usage --by key,model` have that cross view).
+        key_tokens=Counter(
+            "modelyard_key_tokens",
+            "Billed tokens by key, team and type ('none': no key; 'other': past the bound)",
+            ["key", "team", "type"],
+        ),
+        key_cost=Counter(
+            "modelyard_key_cost_usd",
+            "Billed cost in US dollars by key and team ('none': no key; 'other': past the bound)",
+            ["key", "team"],
         ),
         fallbacks=Counter(
             "modelyard_fallbacks",
@@ -146,6 +160,8 @@ EXPORTED: Final = frozenset(
         "modelyard_time_to_first_token_seconds_count",
         "modelyard_tokens_total",
         "modelyard_cost_usd_total",
+        "modelyard_key_tokens_total",
+        "modelyard_key_cost_usd_total",
         "modelyard_fallbacks_total",
         "modelyard_escalations_total",
         "modelyard_hedges_total",

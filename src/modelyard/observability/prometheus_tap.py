@@ -3,8 +3,9 @@ attempt (the same record that was billed, so counts and cost agree with the
 ledger), one end per caller request, one event per hedge.
 
 Label children are looked up once per distinct label set and cached, so the hot
-path is a dict lookup and a few increments. No label carries prompt text, request
-ids or decision ids; keys and teams go through `BoundedLabel`s.
+path is two dict lookups and a few increments. No label carries prompt text,
+request ids or decision ids; keys and teams go through `BoundedLabel`s, and are
+counted apart from models (no key x model product of series).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ _ESCALATED_HOPS = frozenset({"rejected", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
-class _AttemptSeries:
-    """The children one attempt's label set updates."""
+class _ModelSeries:
+    """The children one (model, deployment, status) updates."""
 
     attempts: Any
     latency: Any
@@ -37,6 +38,15 @@ class _AttemptSeries:
     output_tokens: Any
     cost: Any
     escalations: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _SpenderSeries:
+    """The children one (key, team) updates."""
+
+    input_tokens: Any
+    output_tokens: Any
+    cost: Any
 
 
 class PrometheusTelemetry:
@@ -55,49 +65,61 @@ class PrometheusTelemetry:
         self.m = families or metrics()
         self.key = BoundedLabel(key_limit)
         self.team = BoundedLabel(team_limit)
-        self._attempts: dict[tuple[str, str, str, str, str], _AttemptSeries] = {}
+        self._models: dict[tuple[str, str, str], _ModelSeries] = {}
+        self._spenders: dict[tuple[str, str], _SpenderSeries] = {}
         self._requests: dict[tuple[str, str, int], Any] = {}
 
     def request_started(self, request_id: str, request: ChatRequest) -> None:
         """Nothing to count until the request ends."""
 
     def attempt_billed(self, record: CallRecord) -> None:
-        labels = (
-            record.model_id,
-            record.deployment,
-            record.status,
-            self.key(record.key_id),
-            self.team(record.team),
-        )
-        series = self._attempts.get(labels)
-        if series is None:
-            series = self._attempts[labels] = self._series(*labels)
-        series.attempts.inc()
-        series.latency.observe(record.latency_ms / 1000)
+        m = self._models.get((record.model_id, record.deployment, record.status))
+        if m is None:
+            m = self._model_series(record.model_id, record.deployment, record.status)
+        spender = (self.key(record.key_id), self.team(record.team))
+        s = self._spenders.get(spender)
+        if s is None:
+            s = self._spender_series(*spender)
+        m.attempts.inc()
+        m.latency.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            series.ttft.observe(record.ttft_ms / 1000)
+            m.ttft.observe(record.ttft_ms / 1000)
         if record.input_tokens:
-            series.input_tokens.inc(record.input_tokens)
+            m.input_tokens.inc(record.input_tokens)
+            s.input_tokens.inc(record.input_tokens)
         if record.output_tokens:
-            series.output_tokens.inc(record.output_tokens)
+            m.output_tokens.inc(record.output_tokens)
+            s.output_tokens.inc(record.output_tokens)
         if record.cost_usd:
-            series.cost.inc(float(record.cost_usd))
+            cost = float(record.cost_usd)
+            m.cost.inc(cost)
+            s.cost.inc(cost)
         if record.status == "escalated":
-            series.escalations.inc()
+            m.escalations.inc()
 
-    def _series(
-        self, model: str, deployment: str, status: str, key: str, team: str
-    ) -> _AttemptSeries:
-        m = self.m
-        return _AttemptSeries(
-            attempts=m.attempts.labels(model, deployment, status),
-            latency=m.attempt_latency.labels(model, deployment),
-            ttft=m.ttft.labels(model, deployment),
-            input_tokens=m.tokens.labels(model, deployment, key, team, "input"),
-            output_tokens=m.tokens.labels(model, deployment, key, team, "output"),
-            cost=m.cost.labels(model, deployment, key, team),
-            escalations=m.escalations.labels(model, "specialist"),
+    def _model_series(self, model: str, deployment: str, status: str) -> _ModelSeries:
+        f = self.m
+        series = _ModelSeries(
+            attempts=f.attempts.labels(model, deployment, status),
+            latency=f.attempt_latency.labels(model, deployment),
+            ttft=f.ttft.labels(model, deployment),
+            input_tokens=f.tokens.labels(model, deployment, "input"),
+            output_tokens=f.tokens.labels(model, deployment, "output"),
+            cost=f.cost.labels(model, deployment),
+            escalations=f.escalations.labels(model, "specialist"),
         )
+        self._models[(model, deployment, status)] = series
+        return series
+
+    def _spender_series(self, key: str, team: str) -> _SpenderSeries:
+        f = self.m
+        series = _SpenderSeries(
+            input_tokens=f.key_tokens.labels(key, team, "input"),
+            output_tokens=f.key_tokens.labels(key, team, "output"),
+            cost=f.key_cost.labels(key, team),
+        )
+        self._spenders[(key, team)] = series
+        return series
 
     def hedge_started(self, decision: Decision, model_id: str) -> None:
         self.m.hedges.labels(model_id).inc()
