@@ -68,6 +68,7 @@ class Stack:
         every `/v1/*` call needs a key."""
         from modelyard.budgets.wiring import Budgets, attach
         from modelyard.cache import redis_cache
+        from modelyard.observability.otel import tracing_from_env
         from modelyard.server.app import FrontSettings, create_app
         from modelyard.server.auth import Authenticator
 
@@ -82,6 +83,7 @@ class Stack:
             docs=server.docs,
             require_auth=not is_loopback(host),
             admin_key=self.env.get("MODELYARD_ADMIN_KEY") or None,
+            metrics_token=self.env.get("MODELYARD_METRICS_TOKEN") or None,
         )
         auth = Authenticator(require_always=front.require_auth)
         started: list[Budgets] = []
@@ -110,12 +112,16 @@ class Stack:
             if drain_shadows is not None:
                 await drain_shadows()
 
+        # Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (and the `otel` extra installed).
+        tracing = tracing_from_env(self.env, engine.catalog)
+        flush = [tracing.shutdown] if tracing is not None else []
         app = create_app(
             engine,
             on_startup=[open_all],
-            on_shutdown=[client.aclose, close_budgets, drain, ledger.close],
+            on_shutdown=[client.aclose, close_budgets, drain, ledger.close, *flush],
             front=front,
             authenticator=auth,
+            telemetry=[tracing.telemetry] if tracing is not None else [],
         )
         return app
 

@@ -28,12 +28,13 @@ from modelyard.cache.response_cache import Probe
 from modelyard.cache.serve import hit_decision, serve_outcome, serve_stream, unusable
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
-from modelyard.errors import PermissionDeniedError
+from modelyard.errors import ModelyardError, PermissionDeniedError
 from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
 from modelyard.keys import Principal
 from modelyard.ledger.records import LedgerStore
 from modelyard.live_stream import LiveStream
+from modelyard.observability.hooks import RequestEnd, Telemetry, status_of
 from modelyard.providers.base import ChatProvider, DeploymentSettings
 from modelyard.routing.plan import Decision
 from modelyard.routing.policies import FixedPolicy, Policy
@@ -63,6 +64,8 @@ class Engine:
     gate: BudgetGate | None = None
     # Issue 17: the response cache (None: off).
     cache: ResponseCache | None = None
+    # Issue 15: metrics and traces (None: nothing observes; see `observe`).
+    telemetry: Telemetry | None = None
 
     def __post_init__(self) -> None:
         # A cascade's judge is a call like any other: planned by this router.
@@ -78,6 +81,11 @@ class Engine:
         unhealthy = executor.health.unavailable(executor.monotonic())
         return self.router.plan(request, self.rng, unhealthy, allowance)
 
+    def observe(self, telemetry: Telemetry | None) -> None:
+        """Report every request (here) and every attempt (the executor) to `telemetry`."""
+        self.telemetry = telemetry
+        self.executor.telemetry = telemetry
+
     async def complete(
         self,
         request: ChatRequest,
@@ -88,20 +96,39 @@ class Engine:
     ) -> tuple[Decision, Outcome]:
         t0 = self.executor.monotonic()
         request_id = request_id or self.ids()
-        probe = await self.probe(request, principal)
-        if probe is not None and probe.answer is not None:
-            decision = hit_decision(self.ids(), probe.answer, request)
-            ctx = await self._hit_context(request, request_id, caller, principal)
-            return decision, await serve_outcome(
-                self.executor, self.catalog, decision, ctx, probe, t0
+        seen = self.telemetry
+        if seen is not None:
+            seen.request_started(request_id, request)
+        decision: Decision | None = None
+        try:
+            probe = await self.probe(request, principal)
+            if probe is not None and probe.answer is not None:
+                decision = hit_decision(self.ids(), probe.answer, request)
+                ctx = await self._hit_context(request, request_id, caller, principal)
+                outcome = await serve_outcome(self.executor, self.catalog, decision, ctx, probe, t0)
+            else:
+                decision, request, who = await self.prepare(request, principal)
+                ctx = CallContext(request_id, caller or request.user, principal=who)
+                outcome = await self.executor.complete(decision, request, ctx)
+                if probe is not None and self.cache is not None:
+                    now = self.executor.clock()
+                    outcome = await keep_outcome(self.cache, probe, decision, ctx, outcome, now)
+        except BaseException as exc:
+            if seen is not None:
+                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
+            raise
+        if seen is not None:
+            end = RequestEnd(
+                200,
+                decision,
+                outcome.card.id,
+                outcome.failed,
+                outcome.cascade,
+                outcome.cost_usd,
+                outcome.completion.usage,
             )
-        decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id, caller or request.user, principal=who)
-        outcome = await self.executor.complete(decision, request, ctx)
-        if probe is None or self.cache is None:
-            return decision, outcome
-        now = self.executor.clock()
-        return decision, await keep_outcome(self.cache, probe, decision, ctx, outcome, now)
+            seen.request_ended(request_id, end)
+        return decision, outcome
 
     async def stream(
         self,
@@ -113,19 +140,31 @@ class Engine:
     ) -> LiveStream:
         t0 = self.executor.monotonic()
         request_id = request_id or self.ids()
-        probe = await self.probe(request, principal)
-        if probe is not None and probe.answer is not None:
-            decision = hit_decision(self.ids(), probe.answer, request)
-            ctx = await self._hit_context(request, request_id, caller, principal)
-            return await serve_stream(
-                self.executor, self.catalog, decision, ctx, probe, t0, request
-            )
-        decision, request, who = await self.prepare(request, principal)
-        ctx = CallContext(request_id, caller or request.user, principal=who)
-        live = await self.executor.stream(decision, request, ctx)
-        if probe is not None and self.cache is not None:
-            live.cache = probe.note
-            live.tap = StreamKeeper(self.cache, probe, ctx, self.executor.clock)
+        seen = self.telemetry
+        if seen is not None:
+            seen.request_started(request_id, request)
+        decision: Decision | None = None
+        try:
+            probe = await self.probe(request, principal)
+            if probe is not None and probe.answer is not None:
+                decision = hit_decision(self.ids(), probe.answer, request)
+                ctx = await self._hit_context(request, request_id, caller, principal)
+                live = await serve_stream(
+                    self.executor, self.catalog, decision, ctx, probe, t0, request
+                )
+            else:
+                decision, request, who = await self.prepare(request, principal)
+                ctx = CallContext(request_id, caller or request.user, principal=who)
+                live = await self.executor.stream(decision, request, ctx)
+                if probe is not None and self.cache is not None:
+                    live.cache = probe.note
+                    live.tap = StreamKeeper(self.cache, probe, ctx, self.executor.clock)
+        except BaseException as exc:
+            if seen is not None:
+                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
+            raise
+        if seen is not None:
+            live.on_end = _stream_end(seen, request_id, live)
         return live
 
     async def probe(self, request: ChatRequest, principal: Principal | None) -> Probe | None:
@@ -180,6 +219,22 @@ class Engine:
             field = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
             request = request.model_copy(update={field: cap})
         return decision, request, principal
+
+
+def _stream_end(
+    seen: Telemetry, request_id: str, live: LiveStream
+) -> Callable[[ModelyardError | None], None]:
+    """Reports the stream's request when its last chunk went out (or it broke)."""
+
+    def ended(error: ModelyardError | None) -> None:
+        status = 200 if error is None else status_of(error)
+        cost = None if live.cost_usd is None else live.cost_usd + live.prior_cost
+        end = RequestEnd(
+            status, live.decision, live.card.id, live.failed, live.cascade, cost, live.usage, error
+        )
+        seen.request_ended(request_id, end)
+
+    return ended
 
 
 def check_access(engine: Engine, principal: Principal, request: ChatRequest) -> None:

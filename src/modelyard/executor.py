@@ -71,6 +71,7 @@ from modelyard.live_stream import (
     completion_chunks,
     no_more_chunks,
 )
+from modelyard.observability.hooks import Telemetry
 from modelyard.providers.base import ChatProvider
 from modelyard.routing.plan import Decision, RankedCandidate
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -227,6 +228,8 @@ class Executor:
         # Issue 12: reserve before each attempt's write-ahead, settle after it.
         self.budgets: BudgetGate | None = None
         self.observer = observer
+        # Issue 15: told about every billed attempt and hedge (metrics, traces).
+        self.telemetry: Telemetry | None = None
 
     def _start(self, candidate: RankedCandidate, number: int) -> Attempt:
         """An attempt's book-keeping, not written ahead: `bill` then writes its record
@@ -425,6 +428,8 @@ class Executor:
             with anyio.move_on_after(hedge_s):
                 await first_done.wait()
             if not first_done.is_set() and (second := await run.next()) is not None:
+                if self.telemetry is not None:
+                    self.telemetry.hedge_started(run.decision, second.card.id)
                 tg.start_soon(run_one, second, None)
         if fatal and not results:
             raise fatal[0]
@@ -604,6 +609,8 @@ class Executor:
                 await self.ledger.write(record)
             if self.budgets is not None and ahead:
                 await self.budgets.settle(record.id, record.cost_usd)
+        if self.telemetry is not None:
+            self.telemetry.attempt_billed(record)
         return record.cost_usd
 
     def _record(

@@ -63,6 +63,17 @@ class HealthState(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerView:
+    """One deployment's health at an instant, for metrics: the breaker's state, its
+    consecutive failures, and the seconds left of an open circuit and a 429 cool-down."""
+
+    state: BreakerState
+    failures: int
+    open_s: float
+    cooling_s: float
+
+
 @dataclass
 class _Deployment:
     state: BreakerState = "closed"
@@ -89,6 +100,15 @@ class InProcessHealth:
         if d.state == "open" and now - d.opened_at >= self.settings.cooldown_s:
             d.state, d.probes_out = "half_open", 0
         return d.state
+
+    def view(self, deployment: str, now: float) -> BreakerView:
+        """`deployment`'s health at `now` (a deployment never called is closed)."""
+        d = self._by_name.get(deployment)
+        if d is None:
+            return BreakerView("closed", 0, 0.0, 0.0)
+        state = self.state(deployment, now)
+        open_s = self.settings.cooldown_s - (now - d.opened_at) if state == "open" else 0.0
+        return BreakerView(state, d.failures, max(open_s, 0.0), max(d.cooling_until - now, 0.0))
 
     def unavailable(self, now: float) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -8,7 +8,7 @@ provider reported, or, for a stream cut short, what was streamed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,7 +16,7 @@ import anyio
 
 from modelyard.attempts import checked_usage
 from modelyard.catalog.tokens import count_text
-from modelyard.errors import LowConfidenceError, ModelyardError
+from modelyard.errors import ClientClosedError, LowConfidenceError, ModelyardError
 from modelyard.ledger.records import AttemptStatus, UsageSource
 from modelyard.routing.plan import Decision
 from modelyard.types import ChatRequest, Chunk, Completion, Money, Usage
@@ -81,6 +81,9 @@ class LiveStream:
         # The response cache's verdict (`x-modelyard-cache`), and its tap on a miss.
         self.cache: CacheNote | None = None
         self.tap: StreamTap | None = None
+        # Told how the stream ended, once it is billed (None: it finished); set by
+        # the engine when something observes requests (metrics, traces).
+        self.on_end: Callable[[ModelyardError | None], None] | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         status: AttemptStatus = "cancelled"
@@ -101,6 +104,9 @@ class LiveStream:
                 await self._bill(status, error)
             if status == "ok" and self.tap is not None:
                 await self.tap.completed(self)
+            if self.on_end is not None:
+                gone = ClientClosedError("the client stopped reading the stream")
+                self.on_end(None if status == "ok" else error or gone)
 
     async def _bill(self, status: AttemptStatus, error: ModelyardError | None) -> None:
         usage, source = self.usage, self.usage_source

@@ -90,6 +90,8 @@ class BudgetGate:
         self._budgets: list[Budget] = []
         self._loaded_at = -math.inf
         self._local_rids: set[str] = set()
+        # (state, budget) pairs this process has rebuilt from the ledger for `headroom`.
+        self._counted: set[tuple[int, str]] = set()
         # Seconds spent in gate calls, per request (for bench/budgets.py).
         self.timings: deque[float] = deque(maxlen=20_000)
 
@@ -278,6 +280,26 @@ class BudgetGate:
         """The tightest budget's headroom now (for the response header)."""
         allowance = await self.allowance(principal)
         return allowance.remaining_usd
+
+    async def headroom(self) -> list[tuple[Budget, Decimal]]:
+        """Every budget's headroom now (limit minus spend and live reservations, at
+        least 0), for `/metrics`. A budget this process has not read yet is rebuilt
+        from the ledger first, so a fresh process never reports a full budget."""
+        budgets = await self.budgets()
+        if not budgets:
+            return []
+        now = self.clock()
+        windows = [b.window(datetime.fromtimestamp(now, UTC)) for b in budgets]
+
+        async def left(state: BudgetState) -> list[int]:
+            for w in windows:
+                if (id(state), w.bid) not in self._counted:
+                    await self._initialise(state, w)
+                    self._counted.add((id(state), w.bid))
+            return await state.remaining(windows, now)
+
+        lefts, _ = await self._use(left)
+        return [(b, nanousd_to_usd(max(n, 0))) for b, n in zip(budgets, lefts, strict=True)]
 
     async def open_reservations(self) -> int:
         """Reservations still held after converting expired ones (leaks if > 0 once

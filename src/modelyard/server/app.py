@@ -10,11 +10,16 @@ from fastapi import FastAPI
 
 from modelyard.engine import Engine
 from modelyard.keys import hash_key
+from modelyard.observability.gauges import GaugeSampler
+from modelyard.observability.hooks import Fanout, Telemetry
+from modelyard.observability.lifecycle import metrics_lifespan
+from modelyard.observability.prometheus_tap import PrometheusTelemetry
 from modelyard.server.admin import router as admin_router
 from modelyard.server.auth import Authenticator, KeyAuth
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.front import DEFAULT_MAX_BODY_BYTES, FrontDoor
 from modelyard.server.guard import HeaderGuard
+from modelyard.server.metrics import router as metrics_router
 from modelyard.server.reviews import router as reviews_router
 from modelyard.server.routes import router
 from modelyard.server.scrub import remember_hosts
@@ -26,13 +31,15 @@ Hook = Callable[[], Awaitable[None]]
 class FrontSettings:
     """The front door (issue 12): body limit, allowed hosts (None: any), docs, whether
     every `/v1/*` call needs a key even before one exists (a non-loopback bind), and
-    the admin key (from `MODELYARD_ADMIN_KEY`; only its hash is kept)."""
+    the admin key (from `MODELYARD_ADMIN_KEY`; only its hash is kept) and the
+    `/metrics` token (from `MODELYARD_METRICS_TOKEN`, likewise)."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allowed_hosts: tuple[str, ...] | None = None
     docs: bool = False
     require_auth: bool = False
     admin_key: str | None = None
+    metrics_token: str | None = None
 
 
 def create_app(
@@ -42,17 +49,23 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     front: FrontSettings | None = None,
     authenticator: Authenticator | None = None,
+    telemetry: Sequence[Telemetry] = (),
 ) -> FastAPI:
     """An OpenAI-compatible app over `engine`. Hooks open and close what the engine
-    uses (the ledger, the shared HTTP client); shutdown hooks run in order."""
+    uses (the ledger, the shared HTTP client); shutdown hooks run in order.
+    Prometheus metrics are always kept; `telemetry` adds observers (traces)."""
     front = front or FrontSettings()
+    prometheus = PrometheusTelemetry()
+    engine.observe(Fanout([prometheus, *telemetry]) if telemetry else prometheus)
+    gauges = GaugeSampler(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
         try:
-            yield
+            async with metrics_lifespan(gauges):
+                yield
         finally:
             for hook in on_shutdown:
                 await hook()
@@ -71,6 +84,10 @@ def create_app(
     app.state.auth = auth
     app.state.keys = auth.keys
     app.state.admin_key_hash = hash_key(front.admin_key) if front.admin_key else None
+    app.state.metrics_token_hash = hash_key(front.metrics_token) if front.metrics_token else None
+    app.state.gauges = gauges
+    # `/metrics` is never open off loopback, whatever authenticator was passed in.
+    app.state.require_auth = front.require_auth
     remember_hosts(card.deployment.base_url for card in engine.catalog.cards.values())
     install_error_handlers(app)
     # Added innermost first: the front door runs before anything else.
@@ -82,4 +99,5 @@ def create_app(
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(reviews_router)
+    app.include_router(metrics_router)
     return app
