@@ -121,3 +121,10 @@ async def test_unknown_model_is_a_404(gw: Gateway) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         await gw.client.embeddings.create(model="nope", input="x")
     assert "unknown model 'nope'" in info.value.message
+
+
+async def test_text_the_ledger_could_not_store_is_refused_at_the_door(gw: Gateway) -> None:
+    raw = await gw.http.post("/v1/embeddings", json={"input": ["ok", "a\u0000b"]})
+    assert raw.status_code == 400
+    assert "input" in raw.json()["error"]["message"]
+    assert gw.fake.requests_to(EMBEDDINGS_PATH) == []

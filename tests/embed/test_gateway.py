@@ -193,3 +193,22 @@ async def test_every_model_failing_is_a_503_listing_them(gw: Gateway) -> None:
     assert SMALL in info.value.message
     assert BACKUP in info.value.message
     assert [r.status for r in await gw.ledger.records()] == ["error", "error"]
+
+
+async def test_a_local_encoder_that_cannot_open_is_a_clear_provider_error(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.embeddings import registry
+    from modelyard.errors import ConfigError
+
+    def missing(name: str) -> None:
+        raise ConfigError(f"encoder {name!r} needs the learned extra (pip install ...)")
+
+    monkeypatch.setattr(registry, "load_encoder", missing)
+    raw = await gw.http.post("/v1/embeddings", json={"model": LOCAL, "input": "x"})
+    assert raw.status_code == 502
+    error = raw.json()["error"]
+    assert "cannot be opened" in error["message"]
+    assert "needs the learned extra" in error["message"]
+    [record] = await gw.ledger.records()
+    assert (record.status, record.error_class) == ("error", "ProviderServerError")
