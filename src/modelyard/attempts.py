@@ -22,6 +22,7 @@ import httpx
 
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.tokens import count_text, scale_for_family
+from modelyard.embed.request import MAX_INPUTS
 from modelyard.ledger.records import UsageSource
 from modelyard.types import Completion, Money, Usage
 
@@ -98,6 +99,8 @@ def usage_problem(usage: Usage, card: ModelCard) -> str | None:
     if any(n < 0 for n in counts):
         return "a token count is negative"
     ceiling = card.context_window + card.max_output_tokens
+    if card.embedding is not None:  # a context window per input, many inputs per call
+        ceiling = card.context_window * MAX_INPUTS
     if ceiling > 0 and usage.input_tokens + usage.output_tokens > ceiling:
         return f"more tokens than the model's context plus output ({ceiling})"
     if usage.cached_input_tokens > usage.input_tokens:

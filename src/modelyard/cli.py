@@ -83,7 +83,9 @@ def serve(
     stack = _stack(config, local)
     console.print(f"modelyard: {stack.source}; ledger {stack.ledger_url_display}")
     _print_providers(stack)
-    if not any(stack.catalog.is_available(c) for c in stack.catalog.cards.values()):
+    chat_cards = [c for c in stack.catalog.cards.values() if c.embedding is None]
+    # The local embeddings model is always there; it answers no chat.
+    if not any(stack.catalog.is_available(c) for c in chat_cards):
         console.print("  no provider enabled: chat calls will get 503 until a key is set")
     bind_host = host or stack.config.server.host
     bind_port = port or stack.config.server.port

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from modelyard.errors import ConfigError
 from modelyard.types import Capability, DataClass
@@ -77,8 +84,24 @@ class QualityConfig(_Strict):
     tasks: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
 
+class EmbeddingConfig(_Strict):
+    """An embeddings model's output (see `catalog.cards.EmbeddingSpec`)."""
+
+    dimensions: int = Field(gt=0)
+    shortenable: bool = False
+    token_input: bool = False
+
+
+# An embeddings model writes no output tokens: its card needs no output limit.
+_NO_OUTPUT = 1
+
+
 class ModelConfig(_Strict):
-    """A model card as written in YAML; the key of the `models` mapping is its id."""
+    """A model card as written in YAML; the key of the `models` mapping is its id.
+
+    An embeddings model has an `embeddings:` block; its capabilities default to
+    `[embeddings]`, `max_output_tokens` is not needed, and `context_window` is the
+    most tokens one input may have."""
 
     deployment: str
     upstream: str | None = None
@@ -92,6 +115,29 @@ class ModelConfig(_Strict):
     data_classes: list[DataClass] | None = None
     # Serves only requests that declare this task (a specialist classifier).
     task: str | None = None
+    embeddings: EmbeddingConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedding_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("embeddings") is not None:
+            data = {"capabilities": [Capability.EMBEDDINGS], **data}
+            data.setdefault("max_output_tokens", _NO_OUTPUT)
+        return data
+
+    @model_validator(mode="after")
+    def _embeddings_only(self) -> ModelConfig:
+        """An embeddings model serves `/v1/embeddings` and nothing else, so it can
+        never be routed a chat request, and a chat model never an embeddings one."""
+        says = Capability.EMBEDDINGS in self.capabilities
+        if says and self.embeddings is None:
+            raise ValueError("an embeddings model needs an embeddings block: {dimensions: N}")
+        if self.embeddings is not None and set(self.capabilities) != {Capability.EMBEDDINGS}:
+            raise ValueError(
+                "an embeddings model's only capability is 'embeddings' "
+                f"(got {', '.join(c.value for c in self.capabilities)})"
+            )
+        return self
 
 
 class PolicyConfig(BaseModel):
@@ -314,6 +360,7 @@ def cross_check(config: Config, source: str) -> None:
                     f"declared (declared: {', '.join(models) or 'none'})"
                 )
     _check_reachable(config, source)
+    _check_embedding_adapters(config, source)
     _check_scorer(config.scorer, models, source)
     if config.default_policy not in config.policies:
         raise ConfigError(
@@ -339,6 +386,22 @@ def _check_reachable(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: policies.{name}: has the name of a declared {kind}, which could "
                 "then never be asked for by name; rename the policy"
+            )
+
+
+def _check_embedding_adapters(config: Config, source: str) -> None:
+    """An embeddings model must sit on a deployment whose adapter can embed (has an
+    `embed` method): found at start-up, not on the first request."""
+    from modelyard.plugins import ADAPTERS, load
+
+    for model_id, card in config.models.items():
+        if card.embeddings is None:
+            continue
+        adapter = config.deployments[card.deployment].adapter
+        if not hasattr(load(ADAPTERS, adapter), "embed"):
+            raise ConfigError(
+                f"{source}: models.{model_id}.deployment: adapter '{adapter}' of deployment "
+                f"'{card.deployment}' does not serve embeddings"
             )
 
 

@@ -28,6 +28,9 @@ from modelyard.cache.response_cache import Probe
 from modelyard.cache.serve import hit_decision, serve_outcome, serve_stream, unusable
 from modelyard.catalog.catalog import Catalog, build_catalog
 from modelyard.config import Config
+from modelyard.embed.request import EmbeddingRequest, check_inputs, embedding_requirements
+from modelyard.embed.result import EmbeddingOutcome
+from modelyard.embed.runner import run_embeddings
 from modelyard.errors import ModelyardError, PermissionDeniedError
 from modelyard.executor import CallContext, Executor, Limits, Outcome, utc_now
 from modelyard.health import BreakerSettings, HealthState, InProcessHealth
@@ -36,6 +39,7 @@ from modelyard.ledger.records import LedgerStore
 from modelyard.live_stream import LiveStream
 from modelyard.observability.hooks import RequestEnd, Telemetry, status_of
 from modelyard.providers.base import ChatProvider, DeploymentSettings
+from modelyard.routing.embeddings import plan_embeddings
 from modelyard.routing.plan import Decision
 from modelyard.routing.policies import FixedPolicy, Policy
 from modelyard.routing.router import Router
@@ -43,7 +47,7 @@ from modelyard.routing.scorers import Scorer
 from modelyard.routing.threshold import ThresholdPolicy
 from modelyard.specialists.shadow import ShadowRunner
 from modelyard.specialists.stack import shadows, with_specialists
-from modelyard.types import ChatRequest
+from modelyard.types import ChatRequest, Routed
 
 
 def new_id() -> str:
@@ -201,6 +205,31 @@ class Engine:
             await self.gate.admit(principal, 0)
         return CallContext(request_id, caller or request.user, principal=principal)
 
+    async def embed(
+        self,
+        request: EmbeddingRequest,
+        *,
+        request_id: str | None = None,
+        principal: Principal | None = None,
+    ) -> tuple[Decision, EmbeddingOutcome]:
+        """Route and run an embeddings request (see `modelyard.embed`): the key's
+        rules, budgets and rate limits apply as for chat."""
+        inputs = check_inputs(request)
+        req = embedding_requirements(request, inputs)
+        unhealthy = self.executor.health.unavailable(self.executor.monotonic())
+        allowance = None
+        if self.gate is not None and principal is not None:
+            if principal.user is None and request.user:
+                principal = replace(principal, user=request.user)
+            check_access(self, principal, request)
+            allowance = await self.gate.allowance(principal)
+        decision = plan_embeddings(self.router, request, req, self.rng, unhealthy, allowance)
+        if self.gate is not None and principal is not None:
+            await self.gate.admit(principal, req.prompt_tokens)
+        ctx = CallContext(request_id or self.ids(), request.user, principal=principal)
+        outcome = await run_embeddings(self.executor, decision, request, inputs, ctx)
+        return decision, outcome
+
     async def prepare(
         self, request: ChatRequest, principal: Principal | None
     ) -> tuple[Decision, ChatRequest, Principal | None]:
@@ -237,7 +266,7 @@ def _stream_end(
     return ended
 
 
-def check_access(engine: Engine, principal: Principal, request: ChatRequest) -> None:
+def check_access(engine: Engine, principal: Principal, request: Routed) -> None:
     """403 naming the rule when the key may not use the model, policy or data class
     the request asks for."""
     key = principal.key

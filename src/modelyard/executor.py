@@ -662,6 +662,7 @@ class Executor:
             team=who.team if who else None,
             tags=",".join(who.tags) if who and who.tags else None,
             budget_note=decision.budget_note,
+            endpoint="embeddings" if decision.requirements.embedding is not None else None,
         )
 
     def served(

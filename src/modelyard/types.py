@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,6 +45,8 @@ class Capability(StrEnum):
     JSON_MODE = "json_mode"
     STREAMING = "streaming"
     LONG_CONTEXT = "long_context"
+    # Serves `/v1/embeddings` (and nothing else): see `modelyard.embed`.
+    EMBEDDINGS = "embeddings"
 
 
 class DataClass(StrEnum):
@@ -180,6 +182,16 @@ class RoutingHints(_Wire):
     cache: Literal["default", "no-cache", "no-store"] | None = None
 
 
+class Routed(Protocol):
+    """What the router reads to resolve a request's `model` (chat or embeddings)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def modelyard(self) -> RoutingHints: ...
+
+
 class ChatRequest(BaseModel):
     """An OpenAI chat-completions request plus modelyard's routing hints.
 
@@ -298,8 +310,21 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingNeeds:
+    """What an embeddings request needs beyond the common requirements: an output
+    size (None: the model's own), room for its longest input, and whether its inputs
+    are token ids rather than text."""
+
+    dimensions: int | None
+    inputs: int
+    longest_input_tokens: int
+    token_ids: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Requirements:
-    """What a request needs from a model, inferred from its body and hints."""
+    """What a request needs from a model, inferred from its body and hints.
+    `embedding` is set for an embeddings request and None for chat."""
 
     capabilities: frozenset[Capability]
     prompt_tokens: int
@@ -308,3 +333,4 @@ class Requirements:
     max_cost_usd: Money | None = None
     max_latency_ms: int | None = None
     task: str | None = None
+    embedding: EmbeddingNeeds | None = None

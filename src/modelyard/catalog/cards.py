@@ -50,6 +50,24 @@ class QualityPrior:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingSpec:
+    """An embeddings model's output: `dimensions` (its native vector size), whether
+    it can return shorter vectors on request (`shortenable`: OpenAI's
+    text-embedding-3 models take any `dimensions` from 1 to the native size), and
+    whether it accepts token ids as input (`token_input`) as well as text."""
+
+    dimensions: int
+    shortenable: bool = False
+    token_input: bool = False
+
+    def supports(self, dimensions: int) -> bool:
+        """Whether the model can return vectors of exactly `dimensions` numbers."""
+        if self.shortenable:
+            return 1 <= dimensions <= self.dimensions
+        return dimensions == self.dimensions
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     """What a model can do, where it runs and what it costs."""
 
@@ -66,6 +84,9 @@ class ModelCard:
     data_classes: frozenset[DataClass]
     # A specialist serves only requests that declare its task; None serves any task.
     task: str | None = None
+    # Set for an embeddings model (it serves `/v1/embeddings` only): then
+    # `context_window` is the most tokens of one input.
+    embedding: EmbeddingSpec | None = None
 
     def fits(self, prompt_tokens: int, output_tokens: int) -> bool:
         return prompt_tokens + output_tokens <= self.context_window

@@ -9,6 +9,7 @@ from modelyard.catalog.cards import (
     ALL_DATA_CLASSES,
     PUBLIC_DATA_CLASSES,
     Deployment,
+    EmbeddingSpec,
     LatencyPrior,
     ModelCard,
     QualityPrior,
@@ -123,4 +124,5 @@ def _card(
         quality=QualityPrior(m.quality.default, dict(m.quality.tasks)),
         data_classes=frozenset(m.data_classes) if m.data_classes else default_classes,
         task=m.task,
+        embedding=None if m.embeddings is None else EmbeddingSpec(**m.embeddings.model_dump()),
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from modelyard.catalog.cards import ModelCard
+from modelyard.catalog.cards import EmbeddingSpec, ModelCard
 from modelyard.catalog.catalog import Catalog
 from modelyard.catalog.tokens import scale_for_family
-from modelyard.types import Requirements
+from modelyard.types import EmbeddingNeeds, Requirements
 
 # When a request states no output cap, reserve this much of the window for the answer.
 DEFAULT_OUTPUT_RESERVE = 1024
@@ -29,6 +29,12 @@ def output_reserve(card: ModelCard, req: Requirements) -> int:
 
 def unmet(card: ModelCard, req: Requirements) -> str | None:
     """Why `card` cannot serve `req` on capability grounds, or None if it can."""
+    if (card.embedding is None) != (req.embedding is None):
+        return (
+            "an embeddings model (serves /v1/embeddings only)"
+            if card.embedding is not None
+            else "not an embeddings model"
+        )
     if card.task is not None and req.task != card.task:
         asked = f"the request's task is '{req.task}'" if req.task else "the request names no task"
         return f"serves only task '{card.task}' ({asked})"
@@ -38,6 +44,8 @@ def unmet(card: ModelCard, req: Requirements) -> str | None:
     if req.data_class not in card.data_classes:
         where = "a public deployment" if not card.deployment.private else "its card"
         return f"data class '{req.data_class.value}' not allowed on {where}"
+    if card.embedding is not None and req.embedding is not None:
+        return embedding_unmet(card, card.embedding, req.embedding)
     prompt = scale_for_family(req.prompt_tokens, card.family)
     if req.max_output_tokens is not None and req.max_output_tokens > card.max_output_tokens:
         return f"max_tokens {req.max_output_tokens} exceeds its max output {card.max_output_tokens}"
@@ -46,6 +54,20 @@ def unmet(card: ModelCard, req: Requirements) -> str | None:
             f"context window {card.context_window} < ~{prompt} prompt + "
             f"{output_reserve(card, req)} output tokens"
         )
+    return None
+
+
+def embedding_unmet(card: ModelCard, spec: EmbeddingSpec, needs: EmbeddingNeeds) -> str | None:
+    """Why an embeddings model cannot serve an embeddings request: the output size,
+    token-id input, or an input longer than it reads."""
+    if needs.dimensions is not None and not spec.supports(needs.dimensions):
+        sizes = f"1-{spec.dimensions}" if spec.shortenable else str(spec.dimensions)
+        return f"returns {sizes} dimensions, not {needs.dimensions}"
+    if needs.token_ids and not spec.token_input:
+        return "takes text only, not token ids"
+    longest = scale_for_family(needs.longest_input_tokens, card.family)
+    if longest > card.context_window:
+        return f"reads at most {card.context_window} tokens per input, the longest has ~{longest}"
     return None
 
 

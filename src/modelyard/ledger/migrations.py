@@ -218,6 +218,8 @@ call_records.append_column(Column("owner", Text, nullable=True))
 # m006: who spent it (key, team, tags) and why a call was downgraded for a budget.
 for _name in ("key_id", "team", "tags", "budget_note"):
     call_records.append_column(Column(_name, Text, nullable=True))
+# m011: the endpoint a call served (NULL: chat completions).
+call_records.append_column(Column("endpoint", Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
 ledger_writers = _ledger_writers_v1(metadata)
 reviews = _reviews_v1(metadata)
@@ -329,6 +331,13 @@ def m008_reviews(conn: Connection) -> None:
     _reviews_v1(MetaData()).create(conn)
 
 
+def m011_call_records_endpoint(conn: Connection) -> None:
+    """Add `endpoint`: which endpoint a call served (`embeddings`; NULL, as every
+    existing row reads, for chat completions). Additive only. (m009 and m010 are
+    other branches' migrations.)"""
+    conn.execute(text("ALTER TABLE call_records ADD COLUMN endpoint TEXT"))
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
@@ -339,6 +348,7 @@ MIGRATIONS: list[Migration] = [
     ("m005_write_ahead", m005_write_ahead),
     ("m006_keys_budgets", m006_keys_budgets),
     ("m008_reviews", m008_reviews),
+    ("m011_call_records_endpoint", m011_call_records_endpoint),
 ]
 
 

@@ -81,6 +81,8 @@ class CallRecord:
     tags: str | None = None
     # Why the router downgraded or capped this call to fit a budget, if it did.
     budget_note: str | None = None
+    # m011: which endpoint the call served: None for chat completions, `embeddings`.
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

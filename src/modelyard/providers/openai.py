@@ -16,9 +16,12 @@ from typing import Any
 
 import httpx
 
+from modelyard.embed.request import EmbeddingInputs, EmbeddingRequest
+from modelyard.embed.result import EmbeddingResult
 from modelyard.errors import ProviderError, ProviderResponseError
 from modelyard.providers.base import DeploymentSettings
 from modelyard.providers.http import error_for_status, redact, translate_transport_errors
+from modelyard.providers.openai_embed import build_embeddings_body, parse_embeddings
 from modelyard.providers.openai_wire import (
     build_body,
     build_headers,
@@ -36,7 +39,8 @@ _DONE = "[DONE]"
 
 
 class OpenAIChatAdapter:
-    """Answers chat requests through `POST {base_url}/chat/completions`.
+    """Answers chat requests through `POST {base_url}/chat/completions`, and
+    embeddings requests through `POST {base_url}/embeddings`.
 
     Every failure surfaces as a `modelyard.errors.ProviderError` subclass, and the
     deployment's key is scrubbed from every message, even one an upstream echoed.
@@ -49,6 +53,7 @@ class OpenAIChatAdapter:
         self._settings = settings
         self._client = client
         self._url = f"{settings.base_url.rstrip('/')}/chat/completions"
+        self._embeddings_url = f"{settings.base_url.rstrip('/')}/embeddings"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self._settings.name!r}, url={self._url!r})"
@@ -71,6 +76,27 @@ class OpenAIChatAdapter:
             if not response.is_success:
                 raise self._status_error(response)
             return parse_completion(self._json(response), provider=self.name)
+
+    async def embed(
+        self,
+        request: EmbeddingRequest,
+        inputs: EmbeddingInputs,
+        upstream_model: str,
+        *,
+        dimensions: int | None,
+    ) -> EmbeddingResult:
+        """Embed `inputs` with `upstream_model` (see `EmbeddingsProvider`)."""
+        body = build_embeddings_body(request, upstream_model, dimensions=dimensions)
+        with self._scrubbed(), translate_transport_errors(self.name):
+            response = await self._client.post(
+                self._embeddings_url,
+                json=body,
+                headers=build_headers(self._settings),
+                timeout=self._settings.timeout,
+            )
+            if not response.is_success:
+                raise self._status_error(response)
+            return parse_embeddings(self._json(response), expected=len(inputs), provider=self.name)
 
     async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[Chunk]:
         """Stream the answer as `Chunk`s; the last one carries `usage`.

@@ -149,20 +149,28 @@ class Decision:
 
     def _explain(self) -> dict[str, Any]:
         req = self.requirements
+        requirements: dict[str, Any] = {
+            "capabilities": sorted(c.value for c in req.capabilities),
+            "prompt_tokens": req.prompt_tokens,
+            "max_output_tokens": req.max_output_tokens,
+            "data_class": req.data_class.value,
+            "max_cost_usd": None if req.max_cost_usd is None else str(req.max_cost_usd),
+            "max_latency_ms": req.max_latency_ms,
+            "task": req.task,
+        }
+        if req.embedding is not None:
+            requirements["embedding"] = {
+                "dimensions": req.embedding.dimensions,
+                "inputs": req.embedding.inputs,
+                "longest_input_tokens": req.embedding.longest_input_tokens,
+                "token_ids": req.embedding.token_ids,
+            }
         explained = {
             "decision_id": self.id,
             "policy": self.policy,
             "kind": self.kind,
             "scorer": self.scorer_version,
-            "requirements": {
-                "capabilities": sorted(c.value for c in req.capabilities),
-                "prompt_tokens": req.prompt_tokens,
-                "max_output_tokens": req.max_output_tokens,
-                "data_class": req.data_class.value,
-                "max_cost_usd": None if req.max_cost_usd is None else str(req.max_cost_usd),
-                "max_latency_ms": req.max_latency_ms,
-                "task": req.task,
-            },
+            "requirements": requirements,
             "candidates": [
                 {
                     "rank": c.rank,

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.routing.plan import Candidate, PlanKind, Rejection
 from modelyard.types import ChatRequest, Requirements
+
+if TYPE_CHECKING:
+    from modelyard.embed.request import EmbeddingRequest
 
 Ranking = list[tuple[Candidate, str]]
 
@@ -30,7 +33,9 @@ class PlanContext:
     """Everything a policy may look at. No I/O handles: planning is pure."""
 
     policy_name: str
-    request: ChatRequest
+    # An embeddings request has no messages: a policy that reads the request must
+    # check which kind it got.
+    request: ChatRequest | EmbeddingRequest
     requirements: Requirements
     candidates: tuple[Candidate, ...]
     rng: random.Random

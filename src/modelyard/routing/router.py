@@ -24,7 +24,7 @@ from modelyard.routing.plan import Candidate, Decision, RankedCandidate, Rejecti
 from modelyard.routing.policies import FixedPolicy, PlanContext, Policy
 from modelyard.routing.requirements import infer_requirements
 from modelyard.routing.scorers import Scorer
-from modelyard.types import ChatRequest, Requirements
+from modelyard.types import ChatRequest, Requirements, Routed
 
 AUTO = "auto"
 
@@ -52,7 +52,7 @@ class Router:
         self.default_policy = default_policy
         self.scorer = scorer
 
-    def resolve(self, request: ChatRequest) -> Target:
+    def resolve(self, request: Routed) -> Target:
         """`auto`, a policy name, an alias or a model id → the policy to plan with."""
         name = request.modelyard.policy or request.model
         if name == AUTO:

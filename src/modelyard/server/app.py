@@ -16,6 +16,7 @@ from modelyard.observability.lifecycle import metrics_lifespan
 from modelyard.observability.prometheus_tap import PrometheusTelemetry
 from modelyard.server.admin import router as admin_router
 from modelyard.server.auth import Authenticator, KeyAuth
+from modelyard.server.embeddings import router as embeddings_router
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.front import DEFAULT_MAX_BODY_BYTES, FrontDoor
 from modelyard.server.guard import HeaderGuard
@@ -97,6 +98,7 @@ def create_app(
         FrontDoor, max_body_bytes=front.max_body_bytes, allowed_hosts=front.allowed_hosts
     )
     app.include_router(router)
+    app.include_router(embeddings_router)
     app.include_router(admin_router)
     app.include_router(reviews_router)
     app.include_router(metrics_router)

@@ -1,4 +1,5 @@
-"""A fake upstream that speaks OpenAI chat completions and Anthropic Messages.
+"""A fake upstream that speaks OpenAI chat completions and embeddings, and Anthropic
+Messages.
 
 Serve `create_fake_upstream(state)` with uvicorn and point an `openai` deployment
 at `http://host:port/v1` and an `anthropic` deployment at `http://host:port`::
@@ -34,11 +35,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from modelyard.testing import upstream_anthropic, upstream_openai
+from modelyard.testing import upstream_anthropic, upstream_embeddings, upstream_openai
 from modelyard.testing.faults import RAW_SEND_KEY, Fault, FaultProfile
 from modelyard.testing.wire import WireFormat
 
 OPENAI_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 
@@ -234,6 +236,11 @@ def create_fake_upstream(state: FakeUpstream | None = None) -> Starlette:
             Route(
                 OPENAI_PATH,
                 _endpoint(state, OPENAI_PATH, "openai", upstream_openai.respond),
+                methods=["POST"],
+            ),
+            Route(
+                EMBEDDINGS_PATH,
+                _endpoint(state, EMBEDDINGS_PATH, "openai", upstream_embeddings.respond),
                 methods=["POST"],
             ),
             Route(
