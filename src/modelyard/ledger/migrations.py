@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     text,
@@ -218,6 +219,9 @@ call_records.append_column(Column("owner", Text, nullable=True))
 # m006: who spent it (key, team, tags) and why a call was downgraded for a budget.
 for _name in ("key_id", "team", "tags", "budget_note"):
     call_records.append_column(Column(_name, Text, nullable=True))
+# m009: derived from `reasons` on write (ledger.derived), for the dashboard.
+for _name in ("task", "reference_model"):
+    call_records.append_column(Column(_name, Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
 ledger_writers = _ledger_writers_v1(metadata)
 reviews = _reviews_v1(metadata)
@@ -329,6 +333,56 @@ def m008_reviews(conn: Connection) -> None:
     _reviews_v1(MetaData()).create(conn)
 
 
+# m009's indexes: (name, columns). Every dashboard page reads a date range, so each
+# index ends in `started_at`; the filters and groupings lead.
+DASHBOARD_INDEXES: Final = (
+    ("ix_call_records_task", "task, started_at"),
+    ("ix_call_records_status_started_at", "status, started_at"),
+)
+_BACKFILL_BATCH: Final = 5000
+
+
+def m009_dashboard(conn: Connection) -> None:
+    """The dashboard (issue 15): `task` and `reference_model` on `call_records`, derived
+    from `reasons` (`ledger.derived`), existing rows filled in batches; and indexes
+    for its filters. Additive only."""
+    from modelyard.ledger.derived import derived_columns
+
+    for column in ("task", "reference_model"):
+        conn.execute(text(f"ALTER TABLE call_records ADD COLUMN {column} TEXT"))
+    for name, columns in DASHBOARD_INDEXES:
+        conn.execute(text(f"CREATE INDEX {name} ON call_records ({columns})"))
+    table = Table(
+        "call_records",
+        MetaData(),
+        Column("id", Text, primary_key=True),
+        Column("reasons", JSON),
+        Column("task", Text),
+        Column("reference_model", Text),
+    )
+    update_row = (
+        table.update()
+        .where(table.c.id == bindparam("b_id"))
+        .values(task=bindparam("b_task"), reference_model=bindparam("b_reference_model"))
+    )
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(table.c.id, table.c.reasons)
+            .where(table.c.id > last)
+            .order_by(table.c.id)
+            .limit(_BACKFILL_BATCH)
+        ).all()
+        if not rows:
+            return
+        params = []
+        for record_id, reasons in rows:
+            derived = derived_columns(reasons if isinstance(reasons, dict) else {})
+            params.append({"b_id": record_id, **{f"b_{k}": v for k, v in derived.items()}})
+        conn.execute(update_row, params)
+        last = rows[-1][0]
+
+
 Migration = tuple[str, Callable[[Connection], None]]
 
 MIGRATIONS: list[Migration] = [
@@ -339,6 +393,7 @@ MIGRATIONS: list[Migration] = [
     ("m005_write_ahead", m005_write_ahead),
     ("m006_keys_budgets", m006_keys_budgets),
     ("m008_reviews", m008_reviews),
+    ("m009_dashboard", m009_dashboard),
 ]
 
 
