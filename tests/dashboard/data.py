@@ -22,6 +22,8 @@ PRICES: dict[str, tuple[Decimal, Decimal, Decimal]] = {
 KEYS = ("key-plain", "k'; DROP TABLE call_records;--", "ключ-λ-🔑", None)
 TEAMS = ("support", "research", None)
 FALLBACK_REQUEST = "req-fallback-0"
+# The specialists page draws one bar per tenth of confidence, per task.
+CONFIDENCE_BINS = 10
 
 
 def cost(model: str, tokens_in: int, tokens_out: int, cached: int = 0) -> Decimal:
