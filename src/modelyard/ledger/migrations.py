@@ -333,11 +333,23 @@ def m008_reviews(conn: Connection) -> None:
     _reviews_v1(MetaData()).create(conn)
 
 
-# m009's indexes: (name, columns). Every dashboard page reads a date range, so each
-# index ends in `started_at`; the filters and groupings lead.
+# m009's indexes: (name, columns). Every dashboard aggregate reads a date range and
+# a few narrow columns of each row; these indexes hold all of them, so the
+# aggregates read an index alone (SQLite covering index, PostgreSQL index-only
+# scan) instead of visiting each wide row (`reasons` is JSON). The first serves
+# spend by time, model, key, team and task; the second, led by status, serves the
+# served-answer and specialist aggregates and the explorer's status filter.
 DASHBOARD_INDEXES: Final = (
-    ("ix_call_records_task", "task, started_at"),
-    ("ix_call_records_status_started_at", "status, started_at"),
+    (
+        "ix_call_records_dashboard",
+        "started_at, status, model_id, key_id, team, task,"
+        " cost_nanousd, input_tokens, output_tokens",
+    ),
+    (
+        "ix_call_records_status_started_at",
+        "status, started_at, role, reference_model, task, confidence,"
+        " input_tokens, cached_input_tokens, output_tokens, cost_nanousd",
+    ),
 )
 _BACKFILL_BATCH: Final = 5000
 
