@@ -217,3 +217,16 @@ def test_forged_cookie_is_refused(locked_site: Site) -> None:
 
 def test_dashboard_is_read_only(site: Site) -> None:
     assert httpx.post(site.url + "/ui/decisions").status_code == 405
+
+
+async def test_an_in_memory_ledger_gets_a_message_not_an_error() -> None:
+    from modelyard.app_factory import Stack
+    from modelyard.ledger import InMemoryLedger
+    from tests.stack import ENV, stack_config
+
+    app = Stack(stack_config(), "test-stack.yaml", ENV).create_app(InMemoryLedger())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/ui/savings")
+    assert response.status_code == 503
+    assert "reads a SQL ledger" in response.text
