@@ -152,9 +152,8 @@ async def fill(store: SqlLedger, n: int, models: list[str], now: datetime) -> fl
         await conn.execute(text("DROP TABLE bench_seed"))
         for _, ddl in indexes:
             await conn.execute(text(ddl))
-    print(
-        f"  loaded in {loaded - started:.1f} s, indexes rebuilt in {time.perf_counter() - loaded:.1f} s"
-    )
+    rebuilt = time.perf_counter() - loaded
+    print(f"  loaded in {loaded - started:.1f} s, indexes rebuilt in {rebuilt:.1f} s")
     async with store.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         # Fresh statistics and visibility, as autovacuum / a long-lived SQLite has them.
