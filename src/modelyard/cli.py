@@ -89,6 +89,9 @@ def serve(
         console.print("  no provider enabled: chat calls will get 503 until a key is set")
     bind_host = host or stack.config.server.host
     bind_port = port or stack.config.server.port
+    shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
+    dashboard = f"http://{shown_host}:{bind_port}/ui"
+    console.print(f"  dashboard: {dashboard} (needs MODELYARD_ADMIN_KEY once keys exist)")
     from modelyard.server.front import header_timeout_protocol
 
     uvicorn.run(

@@ -39,6 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from modelyard.ledger.m009_dashboard import m009_dashboard
+
 NANOS_PER_USD: Final = Decimal(10) ** 9
 MIGRATIONS_TABLE: Final = "_modelyard_migrations"
 # The migration that adds write-ahead bookkeeping (owners, heartbeats).
@@ -218,6 +220,9 @@ call_records.append_column(Column("owner", Text, nullable=True))
 # m006: who spent it (key, team, tags) and why a call was downgraded for a budget.
 for _name in ("key_id", "team", "tags", "budget_note"):
     call_records.append_column(Column(_name, Text, nullable=True))
+# m009: derived from `reasons` on write (ledger.derived), for the dashboard.
+for _name in ("task", "reference_model"):
+    call_records.append_column(Column(_name, Text, nullable=True))
 # m011: the endpoint a call served (NULL: chat completions).
 call_records.append_column(Column("endpoint", Text, nullable=True))
 exchanges = _exchanges_v1(metadata)
@@ -348,6 +353,7 @@ MIGRATIONS: list[Migration] = [
     ("m005_write_ahead", m005_write_ahead),
     ("m006_keys_budgets", m006_keys_budgets),
     ("m008_reviews", m008_reviews),
+    ("m009_dashboard", m009_dashboard),
     ("m011_call_records_endpoint", m011_call_records_endpoint),
 ]
 

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelyard.errors import ConfigError
+from modelyard.ledger.derived import derived_columns
 from modelyard.ledger.memory import (
     GroupBy,
     check_group_by,
@@ -486,6 +487,7 @@ def _to_row(record: CallRecord, owner: str | None = None) -> dict[str, Any]:
     row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
     row["cost_nanousd"] = usd_to_nanousd(row.pop("cost_usd"))
     row["owner"] = owner
+    row.update(derived_columns(stored.reasons))
     return row
 
 

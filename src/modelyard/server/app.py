@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from modelyard.dashboard.routes import install_dashboard
 from modelyard.engine import Engine
 from modelyard.keys import hash_key
 from modelyard.observability.gauges import GaugeSampler
@@ -102,4 +103,5 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(reviews_router)
     app.include_router(metrics_router)
+    install_dashboard(app)
     return app
