@@ -15,6 +15,7 @@ from modelyard.server.auth import Authenticator, KeyAuth
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.front import DEFAULT_MAX_BODY_BYTES, FrontDoor
 from modelyard.server.guard import HeaderGuard
+from modelyard.server.messages.routes import router as messages_router
 from modelyard.server.reviews import router as reviews_router
 from modelyard.server.routes import router
 from modelyard.server.scrub import remember_hosts
@@ -80,6 +81,7 @@ def create_app(
         FrontDoor, max_body_bytes=front.max_body_bytes, allowed_hosts=front.allowed_hosts
     )
     app.include_router(router)
+    app.include_router(messages_router)
     app.include_router(admin_router)
     app.include_router(reviews_router)
     return app
