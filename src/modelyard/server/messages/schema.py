@@ -201,6 +201,13 @@ class MessagesRequest(CountTokensRequest):
     inference_geo: str | None = None
 
 
+# Fields holding a tagged union, and the tags, which pydantic puts in error locations.
+_TAGGED: Final = frozenset({"source", "tool_choice"})
+_TAGS: Final = frozenset(
+    {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+    | {"base64", "url", "auto", "any", "tool", "none"}
+)
+
 # Documented request fields that need Anthropic's own platform (their containers,
 # MCP connectors, context editing): refused by name rather than silently dropped.
 _PLATFORM_FIELDS: Final = frozenset(
@@ -210,9 +217,13 @@ _PLATFORM_FIELDS: Final = frozenset(
 
 def describe(exc: ValidationError) -> tuple[str, str | None]:
     """One sentence for a validation failure, in Anthropic's `path: problem` style, and
-    the field it names. The first problem is the one reported, as Anthropic does."""
-    first = exc.errors(include_url=False)[0]
-    loc = [p for p in first["loc"] if not _is_union_branch(p)]
+    the field it names. One problem is reported, as Anthropic does: the first, skipping
+    a union's rejected branches (content that is "not a valid string" because it is a
+    list of blocks, one of which is wrong) when a more precise problem exists."""
+    errors = exc.errors(include_url=False)
+    precise = [e for e in errors if not (e["loc"] and _is_union_branch(e["loc"][-1]))]
+    first = (precise or errors)[0]
+    loc = _client_path(first["loc"])
     where = ".".join(str(p) for p in loc) or "body"
     kind = first["type"]
     if kind == "missing" and len(loc) == 1:
@@ -223,6 +234,9 @@ def describe(exc: ValidationError) -> tuple[str, str | None]:
         return f"{where}: Extra inputs are not permitted", where
     if kind == "union_tag_invalid":
         tag = first.get("ctx", {}).get("tag", "")
+        expected = first.get("ctx", {}).get("expected_tags", "")
+        if loc and loc[-1] in ("source", "tool_choice"):
+            return f"{where}: unknown type '{tag}' (expected one of {expected})", where
         if tag in UNSUPPORTED_BLOCKS:
             return (
                 f"{where}: content block type '{tag}' is not supported by modelyard "
@@ -235,6 +249,21 @@ def describe(exc: ValidationError) -> tuple[str, str | None]:
     if kind == "value_error":
         return str(first["msg"]).removeprefix("Value error, "), where
     return f"{where}: {first['msg']}", where
+
+
+def _client_path(loc: tuple[int | str, ...]) -> list[int | str]:
+    """The location as the client wrote it: without union branch names, and without
+    the tag pydantic inserts after a tagged union (`content.0.image.source` is the
+    client's `content.0.source`)."""
+    parts = [p for p in loc if not _is_union_branch(p)]
+    out: list[int | str] = []
+    for i, part in enumerate(parts):
+        after = parts[i - 1] if i else None
+        tagged = isinstance(after, int) or after in _TAGGED
+        if i and tagged and part in _TAGS and i + 1 < len(parts):
+            continue
+        out.append(part)
+    return out
 
 
 def _is_union_branch(part: object) -> bool:
