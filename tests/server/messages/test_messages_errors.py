@@ -106,6 +106,23 @@ BAD_BODIES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ),
         ("messages.0", "non-empty content"),
     ),
+    (
+        "only an empty user message (found by the schema fuzz)",
+        body(messages=[{"role": "user", "content": ""}]),
+        ("messages.0", "non-empty content"),
+    ),
+    (
+        "thinking in a user turn",
+        body(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "thinking", "thinking": "x", "signature": "s"}],
+                }
+            ]
+        ),
+        ("thinking blocks may only appear in assistant turns",),
+    ),
     ("unknown top-level field", body(frequency_penalty=1), ("frequency_penalty: Extra inputs",)),
     ("a platform-only field", body(container="c_1"), ("container: not supported by modelyard",)),
     ("temperature above 1", body(temperature=1.5), ("temperature",)),
@@ -179,11 +196,11 @@ async def test_the_sdk_raises_its_bad_request_error(gateway: Gateway) -> None:
 
 
 async def test_not_json_and_not_an_object(gateway: Gateway) -> None:
-    for content in (b"{not json", b"[1, 2]"):
+    for content in (b"{not json", b"[1, 2]", b"\xa2\xff", b""):
         response = await gateway.http.post(
             "/v1/messages", content=content, headers={"content-type": "application/json"}
         )
-        assert_anthropic_error(response, 400, "invalid_request_error", "request body")
+        assert_anthropic_error(response, 400, "invalid_request_error", "body")
 
 
 async def test_unknown_model_is_not_found(gateway: Gateway) -> None:

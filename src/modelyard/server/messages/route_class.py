@@ -7,10 +7,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import InvalidRequestError, ModelyardError
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.messages.errors import error_body, error_response, request_id_of
+from modelyard.server.messages.schema import describe
 from modelyard.server.render import SafeJSONResponse
 
 log = logging.getLogger("modelyard.server")
@@ -26,8 +29,18 @@ class AnthropicRoute(GuardedRoute):
         async def shaped(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RequestValidationError as exc:
+                message, param = describe(list(exc.errors()))
+                error = InvalidRequestError(message, param=param)
+                return error_response(error, request_id_of(request))
             except ModelyardError as exc:
                 return error_response(exc, request_id_of(request))
+            except HTTPException as exc:  # FastAPI's own: a body it could not even decode
+                request_id = request_id_of(request)
+                kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
+                body = error_body(kind, str(exc.detail), request_id)
+                headers = {"request-id": request_id}
+                return SafeJSONResponse(body, status_code=exc.status_code, headers=headers)
             except Exception as exc:  # our bug: logged, never a bare 500 page
                 request_id = request_id_of(request)
                 log.error("unhandled error in request %s", request_id, exc_info=exc)

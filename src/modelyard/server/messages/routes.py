@@ -9,19 +9,17 @@ Anthropic's `request-id`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
 
 from modelyard.catalog.tokens import estimate_prompt_tokens
-from modelyard.errors import InvalidRequestError, ModelyardError
+from modelyard.errors import ModelyardError
 from modelyard.live_stream import LiveStream
 from modelyard.server.messages.errors import new_request_id, sse_error
 from modelyard.server.messages.render import message_json
 from modelyard.server.messages.route_class import AnthropicRoute
-from modelyard.server.messages.schema import CountTokensRequest, MessagesRequest, describe
+from modelyard.server.messages.schema import CountTokensRequest, MessagesRequest
 from modelyard.server.messages.stream import EventRenderer
 from modelyard.server.messages.translate import to_chat_request
 from modelyard.server.render import SafeJSONResponse
@@ -37,24 +35,8 @@ from modelyard.server.scrub import scrub
 from modelyard.types import ChatRequest, money_text
 
 router = APIRouter(route_class=AnthropicRoute)
-_Body = TypeVar("_Body", bound=BaseModel)
 # Only for counting: a count_tokens body has no max_tokens, and routing one needs none.
 _COUNTING_MAX_TOKENS = 1
-
-
-async def _parse(request: Request, model: type[_Body]) -> _Body:
-    """The body as `model`, or a 400 naming the first problem."""
-    try:
-        raw: Any = await request.json()
-    except ValueError:
-        raise InvalidRequestError("request body is not valid JSON") from None
-    if not isinstance(raw, dict):
-        raise InvalidRequestError("request body must be a JSON object")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        message, param = describe(exc)
-        raise InvalidRequestError(message, param=param) from None
 
 
 def _request_id(request: Request) -> str:
@@ -64,9 +46,8 @@ def _request_id(request: Request) -> str:
 
 
 @router.post("/v1/messages", response_model=None)
-async def messages(request: Request) -> SafeJSONResponse | StreamingResponse:
+async def messages(body: MessagesRequest, request: Request) -> SafeJSONResponse | StreamingResponse:
     """Anthropic Messages; `model` may be auto, a policy, an alias or a model id."""
-    body = await _parse(request, MessagesRequest)
     engine = _engine(request)
     request_id = _request_id(request)
     chat = _with_header_hints(to_chat_request(body), request.headers)
@@ -95,10 +76,9 @@ async def messages(request: Request) -> SafeJSONResponse | StreamingResponse:
 
 
 @router.post("/v1/messages/count_tokens")
-async def count_tokens(request: Request) -> SafeJSONResponse:
+async def count_tokens(body: CountTokensRequest, request: Request) -> SafeJSONResponse:
     """The prompt's input tokens, counted for the model the request would be routed to
     (the tokenizer family of that model); nothing is called and nothing is billed."""
-    body = await _parse(request, CountTokensRequest)
     request_id = _request_id(request)
     chat = _with_header_hints(
         to_chat_request(body, max_tokens=_COUNTING_MAX_TOKENS), request.headers

@@ -12,9 +12,10 @@ tools' results, ...), is a 400 naming the block.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelyard.types import RoutingHints
 
@@ -215,17 +216,21 @@ _PLATFORM_FIELDS: Final = frozenset(
 )
 
 
-def describe(exc: ValidationError) -> tuple[str, str | None]:
+def describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     """One sentence for a validation failure, in Anthropic's `path: problem` style, and
     the field it names. One problem is reported, as Anthropic does: the first, skipping
     a union's rejected branches (content that is "not a valid string" because it is a
     list of blocks, one of which is wrong) when a more precise problem exists."""
-    errors = exc.errors(include_url=False)
     precise = [e for e in errors if not (e["loc"] and _is_union_branch(e["loc"][-1]))]
     first = (precise or errors)[0]
-    loc = _client_path(first["loc"])
-    where = ".".join(str(p) for p in loc) or "body"
-    kind = first["type"]
+    loc = _client_path(tuple(first["loc"]))
+    kind = kind_of(first)
+    if kind == "json_invalid":
+        return "request body is not valid JSON", None
+    if not loc:
+        what = "missing" if kind == "missing" else first["msg"]
+        return f"request body: {what} (send a JSON object)", None
+    where = ".".join(str(p) for p in loc)
     if kind == "missing" and len(loc) == 1:
         return f"{where}: Field required", where
     if kind == "extra_forbidden" and len(loc) == 1:
@@ -251,11 +256,20 @@ def describe(exc: ValidationError) -> tuple[str, str | None]:
     return f"{where}: {first['msg']}", where
 
 
+def kind_of(error: Mapping[str, Any]) -> str:
+    return str(error.get("type", ""))
+
+
 def _client_path(loc: tuple[int | str, ...]) -> list[int | str]:
     """The location as the client wrote it: without union branch names, and without
     the tag pydantic inserts after a tagged union (`content.0.image.source` is the
     client's `content.0.source`)."""
-    parts = [p for p in loc if not _is_union_branch(p)]
+    # FastAPI puts the body's errors under "body".
+    parts = (
+        [p for p in loc[1:] if not _is_union_branch(p)]
+        if loc[:1] == ("body",)
+        else [p for p in loc if not _is_union_branch(p)]
+    )
     out: list[int | str] = []
     for i, part in enumerate(parts):
         after = parts[i - 1] if i else None

@@ -25,13 +25,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from modelyard.errors import InvalidRequestError
 from modelyard.server.messages.schema import (
     CountTokensRequest,
     ImageBlock,
     InputMessage,
     MessagesRequest,
+    RedactedThinkingBlock,
     TextBlock,
+    ThinkingBlock,
     ToolChoiceAny,
     ToolChoiceNone,
     ToolChoiceTool,
@@ -95,7 +99,12 @@ def to_chat_request(body: CountTokensRequest, *, max_tokens: int | None = None) 
             stop=body.stop_sequences or None,
             user=body.metadata.user_id if body.metadata else None,
         )
-    return ChatRequest(**fields)
+    try:
+        return ChatRequest(**fields)
+    except ValidationError as exc:  # a gap between the two schemas: still the caller's 400
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InvalidRequestError(f"{where}: {err['msg']}", param=where) from None
 
 
 def _turns(messages: Sequence[InputMessage]) -> tuple[list[str], list[_Turn]]:
@@ -110,7 +119,8 @@ def _turns(messages: Sequence[InputMessage]) -> tuple[list[str], list[_Turn]]:
         if message.role == "system":
             system.extend(_system_texts(blocks, i))
             continue
-        if not any(_says_something(b) for b in blocks) and i != len(messages) - 1:
+        prefill = message.role == "assistant" and i == len(messages) - 1
+        if not any(_says_something(b) for b in blocks) and not prefill:
             raise InvalidRequestError(
                 f"messages.{i}: all messages must have non-empty content except for the "
                 "optional final assistant message",
@@ -124,6 +134,8 @@ def _turns(messages: Sequence[InputMessage]) -> tuple[list[str], list[_Turn]]:
 
 
 def _says_something(block: Any) -> bool:
+    if isinstance(block, ThinkingBlock | RedactedThinkingBlock):
+        return False  # dropped before anything is sent
     return not isinstance(block, TextBlock) or bool(block.text)
 
 
@@ -177,6 +189,11 @@ def _check_answered(asked: _Turn, reply: _Turn | None) -> None:
 def _check_results(turn: _Turn, asked: _Turn | None) -> None:
     offered = set(_tool_use_ids(asked)) if asked is not None else set()
     for block in turn.blocks:
+        if isinstance(block, ThinkingBlock | RedactedThinkingBlock) and turn.role == "user":
+            raise InvalidRequestError(
+                f"messages.{turn.first}: thinking blocks may only appear in assistant turns",
+                param=f"messages.{turn.first}",
+            )
         if isinstance(block, ToolUseBlock) and turn.role == "user":
             raise InvalidRequestError(
                 f"messages.{turn.first}: `tool_use` blocks may only appear in assistant turns",
@@ -206,7 +223,10 @@ def _system(body: CountTokensRequest, inline: list[str]) -> list[Message]:
 
 def _translate(turn: _Turn) -> list[Message]:
     if turn.role == "assistant":
-        return [_assistant(turn.blocks)]
+        message = _assistant(turn.blocks)
+        # An empty final prefill says nothing; an empty assistant message is refused
+        # by some OpenAI-compatible servers.
+        return [message] if message.content or message.tool_calls else []
     tools = [_tool_message(b) for b in turn.blocks if isinstance(b, ToolResultBlock)]
     parts = [_part(b) for b in turn.blocks if isinstance(b, TextBlock | ImageBlock)]
     parts = [p for p in parts if not isinstance(p, TextPart) or p.text]
