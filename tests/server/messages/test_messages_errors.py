@@ -117,7 +117,10 @@ BAD_BODIES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
             messages=[
                 {
                     "role": "user",
-                    "content": [{"type": "thinking", "thinking": "x", "signature": "s"}],
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "thinking", "thinking": "x", "signature": "s"},
+                    ],
                 }
             ]
         ),
