@@ -57,7 +57,7 @@ async def messages(body: MessagesRequest, request: Request) -> SafeJSONResponse 
             request, lambda: engine.stream(chat, request_id=request_id, principal=who)
         )
         extra = await _budget_headers(engine, who, live.decision.budget_note)
-        return _event_stream(live, chat, request_id, extra)
+        return _event_stream(live, request_id, extra)
     decision, outcome = await _cancel_on_disconnect(
         request, lambda: engine.complete(chat, request_id=request_id, principal=who)
     )
@@ -102,9 +102,7 @@ def _family(request: Request, chat: ChatRequest) -> str:
         return "anthropic"
 
 
-def _event_stream(
-    live: LiveStream, chat: ChatRequest, request_id: str, extra: dict[str, str]
-) -> StreamingResponse:
+def _event_stream(live: LiveStream, request_id: str, extra: dict[str, str]) -> StreamingResponse:
     renderer = EventRenderer(
         request_id=request_id,
         model=live.card.id,
