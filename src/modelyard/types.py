@@ -281,6 +281,9 @@ class Completion:
     # The final answer already parsed out of `content` (a replayed dataset's `pred`):
     # the agreement verifier compares it as is instead of running its extractors.
     parsed_answer: str | None = None
+    # Which of the caller's stop sequences ended the answer, when the upstream says
+    # (Anthropic does; OpenAI-compatible APIs only report `stop`).
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,8 @@ class Chunk:
     usage: Usage | None = None
     # A classifier's calibrated confidence (specialists), carried to the ledger.
     confidence: float | None = None
+    # On the finishing chunk: the stop sequence that ended the answer, when known.
+    stop_sequence: str | None = None
 
     @property
     def has_content(self) -> bool:

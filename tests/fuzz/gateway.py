@@ -91,13 +91,21 @@ def build_gateway() -> Gateway:
     return Gateway(create_app(engine, front=FrontSettings(docs=True)), upstream, ledger)
 
 
-def check_response(gateway: Gateway, status: int, body: bytes, content_type: str) -> None:
-    """Zero 5xx; every error OpenAI-shaped; one settled record per upstream call."""
+def check_response(
+    gateway: Gateway, status: int, body: bytes, content_type: str, path: str = ""
+) -> None:
+    """Zero 5xx; every error OpenAI-shaped (Anthropic-shaped on `/v1/messages*`); one
+    settled record per upstream call."""
     assert status < 500, body[:500]
     if status >= 400:
         assert content_type.startswith("application/json"), (status, body[:200])
-        error = json.loads(body)["error"]
-        assert set(error) == ERROR_KEYS, error
+        payload = json.loads(body)
+        error = payload["error"]
+        if path.startswith("/v1/messages"):
+            assert payload["type"] == "error", payload
+            assert set(error) == {"type", "message"}, error
+        else:
+            assert set(error) == ERROR_KEYS, error
         assert isinstance(error["message"], str)
     records = gateway.records()
     assert len(records) == gateway.calls()

@@ -19,30 +19,17 @@ from typing import Any
 
 from modelyard.errors import ProviderError
 from modelyard.providers.anthropic_wire import (
+    ERROR_STATUS,
     MalformedError,
     error_message,
     finish_reason_from,
     response_error,
+    stop_sequence_from,
     typed_field,
     usage_from,
 )
 from modelyard.providers.http import error_for_status
 from modelyard.types import Chunk, ToolCallDelta
-
-# The HTTP status Anthropic documents for each error type, so an `error` event that
-# arrives mid-stream (after a 200) is classified exactly like the same error as a status.
-_ERROR_STATUS: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 
 class StreamTranslator:
@@ -99,10 +86,12 @@ class StreamTranslator:
                     typed_field(payload, "index", int), typed_field(payload, "delta", dict)
                 )
             case "message_delta":
-                stop_reason = typed_field(payload, "delta", dict).get("stop_reason")
+                delta = typed_field(payload, "delta", dict)
+                reason = delta.get("stop_reason")
                 return Chunk(
-                    finish_reason=finish_reason_from(stop_reason, self._tool_count > 0),
+                    finish_reason=finish_reason_from(reason, self._tool_count > 0),
                     usage=usage_from(self._start_usage, typed_field(payload, "usage", dict)),
+                    stop_sequence=stop_sequence_from(delta),
                 )
             case "message_stop":
                 self._finished = True
@@ -151,7 +140,7 @@ class StreamTranslator:
 def stream_error(body: object, provider: str) -> ProviderError:
     """The `ProviderError` for an `error` event received mid-stream (after a 200)."""
     message, kind = error_message(body)
-    status = _ERROR_STATUS.get(kind or "", 500)  # unknown types: an upstream fault
+    status = ERROR_STATUS.get(kind or "", 500)  # unknown types: an upstream fault
     return error_for_status(
         status,
         message or f"stream error {kind or 'without a type'}",

@@ -44,9 +44,10 @@ JSON_OBJECT_INSTRUCTION = (
 )
 _JSON_TOOL_DESCRIPTION = "Give your final answer as this tool's input, matching its schema."
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
-_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
-_FINISH_REASONS: dict[str, FinishReason] = {
+FINISH_REASONS: dict[str, FinishReason] = {
+    # Anthropic `stop_reason` -> modelyard finish reason (the front door maps back).
     "end_turn": "stop",
     "stop_sequence": "stop",
     "pause_turn": "stop",
@@ -191,12 +192,12 @@ def _image_block(url: str, i: int) -> dict[str, Any]:
         header, sep, data = url[len("data:") :].partition(",")
         media_type, *params = header.split(";")
         media_type = media_type.strip().lower().replace("image/jpg", "image/jpeg")
-        if sep and "base64" in params and media_type in _IMAGE_TYPES:
+        if sep and "base64" in params and media_type in IMAGE_MEDIA_TYPES:
             source = {"type": "base64", "media_type": media_type, "data": data}
             return {"type": "image", "source": source}
     raise InvalidRequestError(
         f"messages[{i}]: Anthropic takes images as http(s) URLs or base64 data URLs of "
-        f"type {', '.join(sorted(_IMAGE_TYPES))}",
+        f"type {', '.join(sorted(IMAGE_MEDIA_TYPES))}",
         param=f"messages[{i}].content",
     )
 
@@ -343,6 +344,7 @@ def _parse_message(body: object, json_tool: str | None) -> Completion:
         tool_calls=tuple(calls),
         finish_reason=finish_reason_from(body.get("stop_reason"), bool(calls)),
         usage=usage_from(usage),
+        stop_sequence=stop_sequence_from(body),
     )
 
 
@@ -351,8 +353,14 @@ def finish_reason_from(stop_reason: object, has_tool_calls: bool) -> FinishReaso
     if stop_reason == "tool_use" and not has_tool_calls:
         return "stop"  # only the structured-output tool was called: that is the answer
     if isinstance(stop_reason, str):
-        return _FINISH_REASONS.get(stop_reason, "stop")
+        return FINISH_REASONS.get(stop_reason, "stop")
     return "stop"
+
+
+def stop_sequence_from(obj: Mapping[str, Any]) -> str | None:
+    """The matched stop sequence of a message or `message_delta`'s delta, if any."""
+    value = obj.get("stop_sequence")
+    return value if isinstance(value, str) else None
 
 
 def usage_from(start: Mapping[str, Any], final: Mapping[str, Any] | None = None) -> Usage:
@@ -394,6 +402,22 @@ def response_error(provider: str, message: str) -> ProviderResponseError:
 
 
 # --- Errors ---
+
+# The HTTP status Anthropic documents for each error type: an `error` event that arrives
+# mid-stream (after a 200) is classified like the same error as a status, and the
+# `/v1/messages` front door answers with these pairs.
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
 
 
 def error_message(body: object) -> tuple[str, str | None]:

@@ -21,6 +21,7 @@ from modelyard.server.embeddings import router as embeddings_router
 from modelyard.server.errors import install_error_handlers
 from modelyard.server.front import DEFAULT_MAX_BODY_BYTES, FrontDoor
 from modelyard.server.guard import HeaderGuard
+from modelyard.server.messages.routes import router as messages_router
 from modelyard.server.metrics import router as metrics_router
 from modelyard.server.reviews import router as reviews_router
 from modelyard.server.routes import router
@@ -100,6 +101,7 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(embeddings_router)
+    app.include_router(messages_router)
     app.include_router(admin_router)
     app.include_router(reviews_router)
     app.include_router(metrics_router)

@@ -1,10 +1,12 @@
-"""Who is calling: `Authorization: Bearer <key>` on every `/v1/*` call.
+"""Who is calling: `Authorization: Bearer <key>` (or Anthropic's `x-api-key: <key>`,
+which wins when both are sent) on every `/v1/*` call.
 
 A key is required once any key exists (revoked ones included), or when the
 server binds a non-loopback address; until then an `Authorization` header that
 is not a modelyard key (SDKs always send one) is ignored. Missing, malformed,
-unknown, revoked or expired: 401 in the OpenAI shape. Lookups are by SHA-256
-(one indexed query, then a constant-time compare),
+unknown, revoked or expired: 401 in the OpenAI shape (Anthropic's on
+`/v1/messages`). Lookups are by SHA-256 (one indexed query, then a constant-time
+compare),
 cached for `cache_s` seconds, so a revocation reaches every replica within that.
 `x-modelyard-tags: a,b` tags the call (for per-tag budgets and usage).
 """
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.errors import AuthenticationError, InvalidRequestError, ModelyardError
 from modelyard.keys import ApiKey, KeyStore, Principal, hash_key, well_formed
-from modelyard.server.render import SafeJSONResponse
+from modelyard.server.messages.errors import shaped_error
 
 _TAG: Final = re.compile(r"[A-Za-z0-9.:-]{1,64}")
 MAX_TAGS: Final = 8
@@ -75,9 +77,14 @@ class Authenticator:
         self._cache[digest] = (time.monotonic(), key)
         return key
 
-    async def principal(self, authorization: str | None, tags: str | None) -> Principal:
-        """The caller, or `AuthenticationError` (401)."""
+    async def principal(
+        self, authorization: str | None, tags: str | None, api_key: str | None = None
+    ) -> Principal:
+        """The caller, or `AuthenticationError` (401). `api_key` is the `x-api-key`
+        header, Anthropic's scheme; it is read as a bearer key."""
         tag_list = parse_tags(tags)
+        if api_key is not None and api_key.strip():
+            authorization = f"Bearer {api_key.strip()}"
         if authorization is not None and not await self.required():
             # No key exists yet and the bind is loopback: SDKs always send some
             # api_key, which means nothing here; a real key still identifies.
@@ -87,7 +94,7 @@ class Authenticator:
         if authorization is None:
             if await self.required():
                 raise AuthenticationError(
-                    "missing API key: send 'Authorization: Bearer <key>' "
+                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>' "
                     "(create one with `modelyard keys create`)"
                 )
             return Principal(tags=tag_list)
@@ -120,12 +127,13 @@ class KeyAuth:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             who = await self.auth.principal(
-                headers.get("authorization"), headers.get("x-modelyard-tags")
+                headers.get("authorization"),
+                headers.get("x-modelyard-tags"),
+                headers.get("x-api-key"),
             )
         except ModelyardError as exc:
             extra = {"www-authenticate": "Bearer"} if exc.http_status == 401 else None
-            response = SafeJSONResponse(exc.to_openai(), exc.http_status, headers=extra)
-            await response(scope, receive, send)
+            await shaped_error(scope["path"], exc, extra)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = who
         await self.app(scope, receive, send)

@@ -2,7 +2,8 @@
 
 - `FrontDoor` (ASGI middleware): a `Host` header not in the allowed hosts gets a
   400 (DNS rebinding: a web page must not reach a loopback gateway under its own
-  name), and a body over `max_body_bytes` gets a 413 in the OpenAI error shape,
+  name), and a body over `max_body_bytes` gets a 413 in the OpenAI error shape
+  (Anthropic's on `/v1/messages`),
   whether it announces its length or streams it chunked.
 - `header_timeout_protocol(s)`: uvicorn's h11 protocol with a deadline on reading a
   request's headers (slowloris): a connection that has not sent complete headers
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from modelyard.errors import InvalidRequestError, PayloadTooLargeError
-from modelyard.server.render import SafeJSONResponse
+from modelyard.server.messages.errors import shaped_error
 
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
@@ -60,7 +61,7 @@ class FrontDoor:
             host = host_name(headers.get("host", ""))
             if host not in self.allowed_hosts:
                 error = InvalidRequestError(f"host '{host[:100]}' is not allowed", param="host")
-                await SafeJSONResponse(error.to_openai(), 400)(scope, receive, send)
+                await shaped_error(scope["path"], error)(scope, receive, send)
                 return
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body_bytes:
@@ -94,7 +95,7 @@ class FrontDoor:
         error = PayloadTooLargeError(
             f"request body is too large (the limit is {self.max_body_bytes} bytes)"
         )
-        response = SafeJSONResponse(error.to_openai(), 413, headers={"connection": "close"})
+        response = shaped_error(scope["path"], error, {"connection": "close"})
         await response(scope, receive, send)
 
 

@@ -10,9 +10,9 @@ client sent; escaping would silently change a prompt. Text that comes *back* fro
 upstreams is escaped instead on its way into the ledger (`ledger.memory.storable`),
 because there is no one to reject it to.
 
-Headers: above `MAX_HEADER_BYTES` in all they get an OpenAI-shaped 431; a control
-character in a value, or an `x-request-id` that is not 1-128 printable ASCII
-characters, a 400 naming the header.
+Headers: above `MAX_HEADER_BYTES` in all they get a 431; a control character in a
+value, or an `x-request-id` that is not 1-128 printable ASCII characters, a 400
+naming the header. Errors are OpenAI-shaped, Anthropic-shaped on `/v1/messages`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.errors import InvalidRequestError
-from modelyard.server.render import SafeJSONResponse
+from modelyard.server.messages.errors import shaped_error
 
 MAX_DEPTH: Final = 64
 MAX_HEADER_BYTES: Final = 64 * 1024
@@ -75,13 +75,14 @@ def _text_problem(text: str) -> str:
     return "contains a lone UTF-16 surrogate, which is not valid Unicode text"
 
 
-def _bad_request(message: str, param: str | None) -> SafeJSONResponse:
-    error = InvalidRequestError(message, param=param)
-    return SafeJSONResponse(error.to_openai(), status_code=400)
+class HeadersTooLargeError(InvalidRequestError):
+    status_code = 431
+    code = "request_header_fields_too_large"
 
 
 class GuardedRoute(APIRoute):
     """An `APIRoute` that refuses unstorable or non-finite JSON bodies with a 400
+    (an `InvalidRequestError`, rendered by the app's or the route class's handler)
     before FastAPI validates them. The parsed body is cached on the request, so
     FastAPI does not parse it again."""
 
@@ -93,13 +94,15 @@ class GuardedRoute(APIRoute):
                 try:
                     parsed = await request.json()
                 except RecursionError:
-                    return _bad_request(f"request body is nested too deeply (> {MAX_DEPTH})", None)
+                    raise InvalidRequestError(
+                        f"request body is nested too deeply (> {MAX_DEPTH})"
+                    ) from None
                 except ValueError:
                     parsed = None  # not JSON: FastAPI's own error says so
                 problem = body_problem(parsed)
                 if problem is not None:
                     message, where = problem
-                    return _bad_request(f"invalid request: {where} {message}", where)
+                    raise InvalidRequestError(f"invalid request: {where} {message}", param=where)
             return await handler(request)
 
         return guarded
@@ -117,28 +120,26 @@ class HeaderGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            response = header_problem(scope["headers"])
-            if response is not None:
-                await response(scope, receive, send)
+            problem = header_problem(scope["headers"])
+            if problem is not None:
+                await shaped_error(scope["path"], problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-def header_problem(headers: list[tuple[bytes, bytes]]) -> Response | None:
-    """The error response for unacceptable request headers, or None."""
+def header_problem(headers: list[tuple[bytes, bytes]]) -> InvalidRequestError | None:
+    """Why the request headers are unacceptable, or None."""
     size = sum(len(k) + len(v) + 4 for k, v in headers)
     if size > MAX_HEADER_BYTES:
-        body = InvalidRequestError(
+        return HeadersTooLargeError(
             f"request headers are too large ({size} bytes; the limit is {MAX_HEADER_BYTES})"
-        ).to_openai()
-        body["error"]["code"] = "request_header_fields_too_large"
-        return SafeJSONResponse(body, status_code=431)
+        )
     for key, value in headers:
         name = key.decode("latin-1")
         if _CONTROL.search(value):
-            return _bad_request(f"header {name} contains a control character", name)
+            return InvalidRequestError(f"header {name} contains a control character", param=name)
         if name == "x-request-id" and not REQUEST_ID.fullmatch(value.decode("latin-1")):
-            return _bad_request(
-                "header x-request-id must be 1-128 printable ASCII characters", name
+            return InvalidRequestError(
+                "header x-request-id must be 1-128 printable ASCII characters", param=name
             )
     return None
