@@ -132,8 +132,10 @@ def finish_error(
 ) -> ProviderError | None:
     """The error a finish reason stands for, or None for a normal end. A safety stop
     after output the caller can keep is no error (`content_filter`) for a whole
-    answer; a stream that already sent text raises it instead (`after_output`)."""
-    kind = _FINISH.get(reason, "stop")
+    answer; a stream that already sent text raises it instead (`after_output`).
+    `OTHER` and reasons added later end a usable answer, but with nothing said they
+    are a fault."""
+    kind = _FINISH.get(reason, "stop" if after_output or reason == "STOP" else "fault")
     where = " after partial output" if after_output else ""
     if kind == "filter":
         return ContentFilteredError(
@@ -224,7 +226,7 @@ def _parse(body: object, upstream_model: str, provider: str) -> Completion:
     parts = read_parts(candidate, rid, 0)
     reason = str(candidate.get("finishReason") or "STOP")
     has_output = bool("".join(parts.texts)) or bool(parts.calls)
-    error = finish_error(reason, candidate, provider, after_output=False)
+    error = finish_error(reason, candidate, provider, after_output=has_output)
     if error is not None and not (isinstance(error, ContentFilteredError) and has_output):
         raise error
     version = body.get("modelVersion")
