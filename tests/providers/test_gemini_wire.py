@@ -13,7 +13,10 @@ from modelyard.providers.gemini_wire import build_body
 from modelyard.testing.upstream_gemini import request_problem
 from modelyard.types import ChatRequest
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAE"
+    "hQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 WEATHER = {
     "type": "function",
     "function": {
