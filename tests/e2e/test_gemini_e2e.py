@@ -394,3 +394,39 @@ def test_safety_stop_mid_stream_ends_with_an_error_event_and_is_billed(
     assert (record.input_tokens, record.output_tokens) == (8, 12)
     p = PRICES[GEMINI]
     assert record.cost_usd == (8 * p["input"] + 12 * p["output"]) / Decimal(1_000_000)
+
+
+def test_failing_gemini_stream_falls_back_before_any_content(
+    client: openai.OpenAI, pair: Pair
+) -> None:
+    pair.upstream.script.push_fault(GEMINI_PATH, Fault.error(503))
+    raw = client.chat.completions.with_raw_response.create(
+        model="gemini-first", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "echo: hi"
+    assert raw.headers["x-modelyard-model"] == GPT
+    failed, served = records_for(pair, raw.headers["x-modelyard-decision"])
+    assert (failed.model_id, failed.error_class) == (GEMINI, "ProviderOverloadedError")
+    assert (served.model_id, served.status, served.streamed) == (GPT, "ok", True)
+
+
+def test_gemini_stream_cut_after_text_is_an_error_event_billed_as_streamed(
+    client: openai.OpenAI, pair: Pair
+) -> None:
+    pair.upstream.script.push_fault(GEMINI_PATH, Fault.truncated(after_chunks=1))
+    raw = client.chat.completions.with_raw_response.create(
+        model="gemini-first",
+        messages=[{"role": "user", "content": "a long enough question"}],
+        stream=True,
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="stream interrupted after partial output"):
+        for chunk in raw.parse():
+            seen.extend(c.delta.content or "" for c in chunk.choices)
+    assert seen
+    assert "echo: a long enough question".startswith("".join(seen))
+    [record] = records_for(pair, raw.headers["x-modelyard-decision"])
+    assert (record.status, record.error_class) == ("error", "ProviderResponseError")
+    assert record.usage_source == "estimated"
+    assert record.output_tokens > 0

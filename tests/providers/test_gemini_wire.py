@@ -243,3 +243,15 @@ def test_schemas_outside_gemini_subset_are_rejected_by_name(
         to_gemini_schema(schema, param="response_format.json_schema.schema")
     assert why in caught.value.message
     assert caught.value.param == "response_format.json_schema.schema"
+
+
+@pytest.mark.parametrize(("effort", "budget"), [("none", 0), ("low", 1024), ("high", 24576)])
+def test_reasoning_effort_becomes_a_thinking_budget(effort: str, budget: int) -> None:
+    body = body_for(messages=[{"role": "user", "content": "x"}], reasoning_effort=effort)
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": budget}
+
+
+def test_unknown_reasoning_effort_is_a_clear_error() -> None:
+    with pytest.raises(InvalidRequestError, match="reasoning_effort") as caught:
+        build_body(ChatRequest(messages=[{"role": "user", "content": "x"}], reasoning_effort="max"))
+    assert caught.value.param == "reasoning_effort"

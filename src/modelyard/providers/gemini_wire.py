@@ -41,6 +41,10 @@ _PASSTHROUGH = {
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
 }
+# OpenAI's `reasoning_effort` as a thinking budget in tokens: the mapping Google
+# documents for its own OpenAI-compatible endpoint ("none" turns thinking off where
+# the model allows it).
+_THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
@@ -241,4 +245,12 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
     for key, name in _PASSTHROUGH.items():
         if extras.get(key) is not None:
             config[name] = extras[key]
+    effort = extras.get("reasoning_effort")
+    if effort is not None:
+        if effort not in _THINKING_BUDGETS:
+            raise InvalidRequestError(
+                f"reasoning_effort must be one of {', '.join(_THINKING_BUDGETS)}",
+                param="reasoning_effort",
+            )
+        config["thinkingConfig"] = {"thinkingBudget": _THINKING_BUDGETS[effort]}
     return config
