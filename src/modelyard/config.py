@@ -14,6 +14,7 @@ key pasted into the file.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -59,13 +60,24 @@ class DeploymentConfig(_Strict):
 
     adapter: str
     base_url: str
-    api_key_env: str | None = None
+    # One variable, or several tried in order (Gemini: GEMINI_API_KEY, GOOGLE_API_KEY).
+    api_key_env: str | list[str] | None = None
     region: str | None = None
     private: bool = False
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     price_provider: str | None = None
+
+    def key_names(self) -> list[str]:
+        """The environment variables that may hold the key, in the order tried."""
+        if self.api_key_env is None:
+            return []
+        return [self.api_key_env] if isinstance(self.api_key_env, str) else self.api_key_env
+
+    def key_from(self, env: Mapping[str, str]) -> str | None:
+        """The key: the first of `key_names()` set to a non-empty value, else None."""
+        return next((env[n] for n in self.key_names() if env.get(n)), None)
 
 
 class PriceConfig(_Strict):

@@ -368,7 +368,7 @@ def build_providers(
         settings = DeploymentSettings(
             name=name,
             base_url=dep.base_url,
-            api_key=env.get(dep.api_key_env) if dep.api_key_env else None,
+            api_key=dep.key_from(env),
             extra_headers=dict(dep.headers),
             timeout_s=dep.timeout_s,
             connect_timeout_s=dep.connect_timeout_s,

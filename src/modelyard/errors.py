@@ -31,7 +31,9 @@ executor reads `retryable`; it never keeps isinstance lists.
         ├── ProviderResponseError   502  malformed or truncated body   retryable
         ├── ProviderAuthError       502  our key was refused: fail over, do not retry it
         └── UpstreamRequestError    4xx  the upstream says the *request* is bad:
-                                         returned as is, never failed over
+            │                            returned as is, never failed over
+            └── ContentFilteredError 400 the provider's safety filter blocked the
+                                         prompt or the answer (code content_filter)
 """
 
 from __future__ import annotations
@@ -243,6 +245,15 @@ class UpstreamRequestError(ProviderError):
     @property
     def http_status(self) -> int:
         return self.upstream_status or 400
+
+
+class ContentFilteredError(UpstreamRequestError):
+    """The provider's safety filter blocked the prompt, or the answer before any of
+    it was usable (Gemini `promptFeedback.blockReason`, a `SAFETY` finish). The
+    caller's content is what tripped it, so it is not failed over: another model
+    would be billed for the same refusal, and filters differ only in degree."""
+
+    code = "content_filter"
 
 
 class LowConfidenceError(ProviderError):

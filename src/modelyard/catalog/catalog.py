@@ -20,7 +20,7 @@ from modelyard.errors import ConfigError
 
 # genai-prices provider ids for our built-in adapters; OpenAI-compatible hosts
 # (Groq, DeepSeek, ...) name theirs with `price_provider` in the deployment.
-_DEFAULT_PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic"}
+_DEFAULT_PRICE_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
 
 
@@ -75,11 +75,17 @@ def build_catalog(config: Config, env: Mapping[str, str], source: str = "config"
             )
         cards[model_id] = _card(model_id, m, upstream, deployments[m.deployment], prices)
     unavailable = {
-        name: f"{d.api_key_env} is not set"
-        for name, d in deployments.items()
-        if d.api_key_env and not env.get(d.api_key_env)
+        name: _missing(d.key_names())
+        for name, d in config.deployments.items()
+        if d.key_names() and d.key_from(env) is None
     }
     return Catalog(cards=cards, aliases=dict(config.aliases), unavailable=unavailable)
+
+
+def _missing(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"{names[0]} is not set"
+    return f"none of {', '.join(names)} is set"
 
 
 def _deployment(name: str, d: DeploymentConfig) -> Deployment:
@@ -87,7 +93,7 @@ def _deployment(name: str, d: DeploymentConfig) -> Deployment:
         name=name,
         adapter=d.adapter,
         base_url=d.base_url,
-        api_key_env=d.api_key_env,
+        api_key_env=d.key_names()[0] if d.key_names() else None,
         region=d.region,
         private=d.private,
         headers=dict(d.headers),

@@ -22,6 +22,7 @@ from modelyard.providers.anthropic_wire import (
 )
 from modelyard.providers.base import DeploymentSettings
 from modelyard.providers.http import error_for_status, redact, translate_transport_errors
+from modelyard.providers.sse import sse_events
 from modelyard.types import ChatRequest, Chunk, Completion
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -81,7 +82,7 @@ class AnthropicMessagesAdapter:
                 if response.is_error:
                     await response.aread()
                     raise self._status_error(response)
-                async for event, data in _sse_events(response.aiter_lines()):
+                async for event, data in sse_events(response.aiter_lines()):
                     # Every event, so no excerpt of one in an error can cut a key.
                     data = self._redact(data)
                     chunk = translator.feed(event, data)
@@ -120,26 +121,3 @@ class AnthropicMessagesAdapter:
     def _redact(self, text: str) -> str:
         # Upstream text goes into exception messages and logs; the key must never.
         return redact(text, self._settings.api_key)
-
-
-async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str]]:
-    """Server-sent events as (event name, data) pairs, per the WHATWG framing rules."""
-    event: str | None = None
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = None, []
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-    if data:
-        # A last event without its blank line; if it was cut short its JSON fails to parse.
-        yield event, "\n".join(data)

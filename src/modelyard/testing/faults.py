@@ -1,7 +1,8 @@
 """Faults the fake upstream injects: scripted per request, or drawn at random.
 
 A `Fault` describes one way an upstream call goes wrong; it is format-agnostic and
-rendered in the wire format of the path it is served on (OpenAI or Anthropic)::
+rendered in the wire format of the path it is served on (OpenAI, Anthropic or
+Gemini; Gemini's 429 states its wait as a `google.rpc.RetryInfo` in the body)::
 
     state.script.push_fault(OPENAI_PATH, Fault.error(500))
     state.script.push_fault(ANTHROPIC_PATH, Fault.overloaded())          # 529
@@ -54,7 +55,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from modelyard.testing import upstream_anthropic, upstream_openai
+from modelyard.testing import upstream_anthropic, upstream_gemini, upstream_openai
 from modelyard.testing.wire import WireFormat
 
 # The scope key under which the fake app keeps the server's own `send` callable.
@@ -184,12 +185,20 @@ def error_body(fmt: WireFormat, fault: Fault) -> dict[str, Any]:
     """The provider's own error envelope for `fault.status`."""
     if fmt == "openai":
         return upstream_openai.status_error_body(fault.status, fault.message, fault.error_type)
+    if fmt == "gemini":
+        # Gemini states the wait in the body (google.rpc.RetryInfo), not in a header.
+        delay = fault.retry_after_s
+        if delay is None and fault.retry_after_ms is not None:
+            delay = fault.retry_after_ms / 1000
+        return upstream_gemini.error_body(fault.status, fault.message, retry_delay_s=delay)
     return upstream_anthropic.status_error_body(fault.status, fault.message, fault.error_type)
 
 
 def error_response(fmt: WireFormat, fault: Fault) -> Response:
     """The HTTP error response, with its retry headers and the provider's request id."""
     headers = {"x-request-id" if fmt == "openai" else "request-id": "req_fake0001"}
+    if fmt == "gemini":
+        return JSONResponse(error_body(fmt, fault), status_code=fault.status)
     if fault.retry_after_s is not None:
         headers["retry-after"] = _number(fault.retry_after_s)
     if fault.retry_after_ms is not None:

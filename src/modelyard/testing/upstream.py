@@ -1,8 +1,9 @@
-"""A fake upstream that speaks OpenAI chat completions and embeddings, and Anthropic
-Messages.
+"""A fake upstream that speaks OpenAI chat completions and embeddings, Anthropic
+Messages and the Gemini API.
 
 Serve `create_fake_upstream(state)` with uvicorn and point an `openai` deployment
-at `http://host:port/v1` and an `anthropic` deployment at `http://host:port`::
+at `http://host:port/v1`, an `anthropic` deployment at `http://host:port` and a
+`gemini` deployment at `http://host:port/v1beta`::
 
     state = FakeUpstream(openai_key="sk-test-o", anthropic_key="sk-ant-test-a")
     app = create_fake_upstream(state)
@@ -35,14 +36,24 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from modelyard.testing import upstream_anthropic, upstream_embeddings, upstream_openai
+from modelyard.testing import (
+    upstream_anthropic,
+    upstream_embeddings,
+    upstream_gemini,
+    upstream_openai,
+)
 from modelyard.testing.faults import RAW_SEND_KEY, Fault, FaultProfile
 from modelyard.testing.wire import WireFormat
 
 OPENAI_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
+# Gemini puts the model and method in the path; scripts and records use this prefix,
+# and `RecordedRequest.url` keeps the whole path and query.
+GEMINI_PATH = "/v1beta/models"
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "proxy-authorization", "x-goog-api-key"}
+)
 
 Body = dict[str, Any] | list[Any] | str | bytes | None
 
@@ -52,7 +63,7 @@ class RecordedRequest:
     """One request the fake received. Secret header values read `[redacted]`;
     `usage` is the usage object the fake answered with (None for errors and
     scripted responses); `fault` is the label of the fault injected, if any
-    (`scripted` is then true as well)."""
+    (`scripted` is then true as well); `url` is the request's path and query."""
 
     path: str
     headers: dict[str, str]
@@ -60,6 +71,7 @@ class RecordedRequest:
     usage: dict[str, Any] | None = None
     scripted: bool = False
     fault: str | None = None
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,12 +171,15 @@ class FakeUpstream:
 
     `cached_tokens` is reported as prompt-cache hits on every default answer
     (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+    `gemini_thoughts` is reported as Gemini `thoughtsTokenCount` (thinking tokens).
     `faults`, when set, fails a random share of the requests the script leaves over.
     """
 
     openai_key: str | None = None
     anthropic_key: str | None = None
+    gemini_key: str | None = None
     cached_tokens: int = 0
+    gemini_thoughts: int = 0
     script: Script = field(default_factory=Script)
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: FaultProfile | None = None
@@ -195,7 +210,8 @@ def _endpoint(
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        record = RecordedRequest(path, _safe_headers(request.headers), body)
+        url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        record = RecordedRequest(path, _safe_headers(request.headers), body, url=url)
         state.requests.append(record)
         scripted = state.script.pop(path)
         if scripted is None and state.faults is not None:
@@ -206,6 +222,7 @@ def _endpoint(
         if isinstance(scripted, Fault):
             record.scripted, record.fault = True, scripted.label
             stream = isinstance(body, dict) and body.get("stream") is True
+            stream = stream or request.url.path.endswith(":streamGenerateContent")
             return await scripted.respond(
                 fmt, stream, lambda: respond(state, request.headers, body, record)
             )
@@ -246,6 +263,11 @@ def create_fake_upstream(state: FakeUpstream | None = None) -> Starlette:
             Route(
                 ANTHROPIC_PATH,
                 _endpoint(state, ANTHROPIC_PATH, "anthropic", upstream_anthropic.respond),
+                methods=["POST"],
+            ),
+            Route(
+                GEMINI_PATH + "/{target}",
+                _endpoint(state, GEMINI_PATH, "gemini", upstream_gemini.respond),
                 methods=["POST"],
             ),
             Route("/health", _health, methods=["GET"]),

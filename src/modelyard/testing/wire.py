@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-WireFormat = Literal["openai", "anthropic"]
+WireFormat = Literal["openai", "anthropic", "gemini"]
 
 # Anthropic API version 2023-06-01 (the one modelyard pins) accepts sampling
 # parameters that the installed SDK, written for a later version, no longer names.
@@ -24,7 +24,7 @@ _ANTHROPIC_EXTRA_KEYS = frozenset({"temperature", "top_p", "top_k"})
 
 
 @cache
-def _adapter(fmt: WireFormat, stream: bool) -> TypeAdapter[Any]:
+def _adapter(fmt: Literal["openai", "anthropic"], stream: bool) -> TypeAdapter[Any]:
     # Building these adapters takes seconds, so each is built once, on first use.
     if fmt == "openai":
         from openai.types.chat import completion_create_params as oa
@@ -96,7 +96,7 @@ def _first_difference(given: Any, checked: Any, path: str = "") -> str:
     return f"{path or 'body'}: not valid as sent ({json.dumps(given, default=str)[:200]})"
 
 
-def request_problem(fmt: WireFormat, body: Any) -> str | None:
+def request_problem(fmt: Literal["openai", "anthropic"], body: Any) -> str | None:
     """Why `body` is not a request the official `fmt` SDK types accept exactly, or None."""
     if not isinstance(body, dict):
         return "the request body must be a JSON object"
