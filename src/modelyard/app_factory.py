@@ -47,12 +47,8 @@ class Stack:
 
     @property
     def ledger_url_display(self) -> str:
-        """The ledger URL without any password, for start-up output."""
-        return (
-            httpx.URL(self.ledger_url).copy_with(password=None).__str__()
-            if "@" in (self.ledger_url)
-            else self.ledger_url
-        )
+        """The ledger URL for start-up output: the user kept, any password dropped."""
+        return display_url(self.ledger_url)
 
     def build_engine(self, ledger: LedgerStore, client: httpx.AsyncClient | None = None) -> Engine:
         return build_engine(
@@ -81,6 +77,8 @@ class Stack:
             docs=server.docs,
             require_auth=not is_loopback(host),
             admin_key=self.env.get("MODELYARD_ADMIN_KEY") or None,
+            max_in_flight=server.max_in_flight,
+            retry_after_s=server.shed_retry_after_s,
         )
         auth = Authenticator(require_always=front.require_auth)
         started: list[Budgets] = []
@@ -112,6 +110,20 @@ class Stack:
             authenticator=auth,
         )
         return app
+
+
+def display_url(url: str) -> str:
+    """`url` without its password (user, host and database kept), safe to print; a
+    URL that does not parse is not echoed (it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if url.startswith("memory://"):
+        return url
+    try:
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+    except ArgumentError:
+        return "(a database URL that does not parse)"
 
 
 def is_loopback(host: str) -> bool:
