@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 UPSTREAM_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
 
 
+def upstream_client() -> httpx.AsyncClient:
+    """The one shared upstream client: httpx over aiohttp when installed (the `fast`
+    extra; a fraction of httpcore's CPU per call, see `providers.aiohttp_transport`),
+    else httpx's own pool."""
+    try:
+        from modelyard.providers.aiohttp_transport import AiohttpTransport
+    except ImportError:
+        return httpx.AsyncClient(limits=UPSTREAM_LIMITS)
+    transport = AiohttpTransport(max_connections=UPSTREAM_LIMITS.max_connections or 512)
+    return httpx.AsyncClient(transport=transport)
+
+
 @dataclass
 class Stack:
     """A loaded configuration plus the environment it will run in."""
@@ -67,7 +79,7 @@ class Stack:
         from modelyard.server.auth import Authenticator
 
         ledger = ledger or open_ledger(self.ledger_url)
-        client = httpx.AsyncClient(limits=UPSTREAM_LIMITS)
+        client = upstream_client()
         engine = self.build_engine(ledger, client)
         server = self.config.server
         host = bind_host or server.host
