@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gatewaybench import loadgen, procs, profile
+from gatewaybench import ab, loadgen, procs, profile
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 BENCH_DB = "modelyard_gateway_bench"
@@ -117,7 +117,8 @@ async def rate_phase(
     with meter:
         samples = await loadgen.open_loop([direct, gw], rate, duration)
     g = samples[gw.name]
-    answered = len(g.ok) + sum(g.errors.values())
+    # Requests the gateway finished (answered or refused); not the ones abandoned.
+    answered = len(g.ok) + sum(n for what, n in g.errors.items() if what != "unanswered")
     return Phase(
         label=f"{rate:g} req/s",
         wall_s=meter.wall,
@@ -144,11 +145,8 @@ async def measure(
     gw = loadgen.Target(name, port)
     meter = Meter(gateway, upstream)
     await loadgen.closed_loop(gw, 8, 2.0)  # warm-up: connections, caches, first calls
-    for rate in args.rates:
-        phase = await rate_phase(rate, args.duration, direct, gw, meter)
-        result.phases.append(phase)
-        print(_phase_line(name, phase), flush=True)
     if args.saturation_s > 0:
+        await loadgen.settle(gw)
         with meter:
             ok, _ = await loadgen.closed_loop(gw, args.concurrency, args.saturation_s)
         result.saturation = ok / meter.wall
@@ -160,6 +158,15 @@ async def measure(
             f"foreign CPU {meter.foreign_cores:.2f} cores)",
             flush=True,
         )
+    for rate in args.rates:
+        if rate > result.saturation and not args.force_rates:
+            # Past saturation an open loop only measures the queue it builds.
+            print(f"  {name} @ {rate:g} req/s: over saturation, not run (--force-rates)")
+            continue
+        await loadgen.settle(gw)
+        phase = await rate_phase(rate, args.duration, direct, gw, meter)
+        result.phases.append(phase)
+        print(_phase_line(name, phase), flush=True)
     if args.profile_s > 0:
         raw = workdir / f"{name}.pyspy.txt"
         load = asyncio.ensure_future(loadgen.open_loop([gw], args.profile_rate, args.profile_s + 2))
@@ -171,7 +178,7 @@ async def measure(
             result.flame = "  (py-spy not available or not permitted: no profile)"
         else:
             result.flame = profile.summarise(recorded)
-        print(f"  {name}: py-spy at {args.profile_rate:g} req/s\n{result.flame}", flush=True)
+        print(f"  {name}: py-spy at {rate:g} req/s\n{result.flame}", flush=True)
     direct.close()
     gw.close()
     return result
@@ -243,6 +250,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 gateway.stop()
         if args.workers2:
             results.extend(await scaling(args, upstream, upstream_port, workdir))
+        if args.ab_src:
+            os.sched_setaffinity(0, {LOAD_CORE} if args.pin else set(range(os.cpu_count() or 1)))
+            ledger = f"sqlite:///{workdir}/ab-{{n}}.db"
+            cores = [GATEWAY_CORE] if args.pin else None
+            src = Path(args.ab_src)
+            print(await ab.compare(src, ledger, upstream_port, workdir, cores=cores), flush=True)
     finally:
         upstream.stop()
     return results
@@ -258,6 +271,7 @@ async def scaling(
     try:
         gw = loadgen.Target("modelyard-sqlite-2w", port)
         await loadgen.closed_loop(gw, 8, 2.0)
+        await loadgen.settle(gw)
         with Meter(gateway, upstream) as meter:
             ok, _ = await loadgen.closed_loop(gw, args.concurrency, max(args.saturation_s, 3))
         gw.close()
@@ -308,7 +322,9 @@ def report(results: list[Result], rates: list[float]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--targets", default="memory,sqlite,postgres,litellm")
+    parser.add_argument(
+        "--targets", default="memory,sqlite,postgres,litellm", help="'' for none (A/B only)"
+    )
     parser.add_argument("--rates", default="100,200,500,1000")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
     parser.add_argument("--saturation-s", type=float, default=8.0)
@@ -316,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-s", type=float, default=6.0, help="0: no py-spy")
     parser.add_argument("--profile-rate", type=float, default=500.0)
     parser.add_argument("--native", action="store_true", help="py-spy --native")
+    parser.add_argument(
+        "--ab-src",
+        default=None,
+        help="another checkout's src/ (e.g. main): A/B CPU per request against it",
+    )
+    parser.add_argument(
+        "--force-rates", action="store_true", help="run rates above the saturation too"
+    )
     parser.add_argument("--litellm", default=None, help="path to LiteLLM's litellm CLI")
     parser.add_argument("--no-workers2", dest="workers2", action="store_false")
     parser.add_argument("--no-pin", dest="pin", action="store_false")

@@ -85,6 +85,9 @@ class Target:
         self.payload = request_bytes("127.0.0.1", port, path)
         self.idle: list[_Conn] = []
         self.opened = 0
+        # Requests waiting for an answer; past `MAX_IN_FLIGHT` the generator drops
+        # new ones (counted) rather than pile thousands of sockets on a stalled target.
+        self.in_flight = 0
 
     async def call(self) -> int:
         conn = None
@@ -97,7 +100,14 @@ class Target:
             loop = asyncio.get_running_loop()
             _, conn = await loop.create_connection(_Conn, "127.0.0.1", self.port)
             self.opened += 1
-        status = await conn.send(self.payload)
+        try:
+            status = await conn.send(self.payload)
+        except BaseException:
+            # Abandoned (a phase's end) or broken: this connection's reply, if any,
+            # must not be read as the next request's.
+            if conn.transport is not None:
+                conn.transport.close()
+            raise
         self.idle.append(conn)
         return status
 
@@ -119,20 +129,32 @@ class Samples:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
+MAX_IN_FLIGHT = 1024
+
+
 async def _timed(target: Target, scheduled: float, samples: Samples) -> None:
+    if target.in_flight >= MAX_IN_FLIGHT:
+        samples.error("dropped: generator cap")
+        return
+    target.in_flight += 1
     try:
         status = await target.call()
     except (OSError, ConnectionError) as exc:
         samples.error(type(exc).__name__)
         return
+    finally:
+        target.in_flight -= 1
     if status == 200:
         samples.ok.append((time.perf_counter() - scheduled) * 1000)
     else:
         samples.error(str(status))
 
 
-async def open_loop(targets: list[Target], rate: float, duration_s: float) -> dict[str, Samples]:
-    """Send `rate` requests/s to every target for `duration_s`; wait for the last."""
+async def open_loop(
+    targets: list[Target], rate: float, duration_s: float, drain_s: float = 10.0
+) -> dict[str, Samples]:
+    """Send `rate` requests/s to every target for `duration_s`; wait up to `drain_s`
+    for the last answers, then count what is still unanswered as `unanswered`."""
     results = {t.name: Samples() for t in targets}
     tasks: set[asyncio.Task[None]] = set()
     start = time.perf_counter()
@@ -148,7 +170,13 @@ async def open_loop(targets: list[Target], rate: float, duration_s: float) -> di
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     if tasks:
-        await asyncio.wait(tasks, timeout=30)
+        await asyncio.wait(tasks, timeout=drain_s)
+    for task in list(tasks):
+        task.cancel()
+    for samples in results.values():
+        missing = total - len(samples.ok) - sum(samples.errors.values())
+        if missing > 0:
+            samples.errors["unanswered"] = missing
     return results
 
 
@@ -166,8 +194,28 @@ async def closed_loop(target: Target, concurrency: int, duration_s: float) -> tu
                 continue
             done[0 if status == 200 else 1] += 1
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    callers = [asyncio.ensure_future(caller()) for _ in range(concurrency)]
+    _, stuck = await asyncio.wait(callers, timeout=duration_s + 10)
+    for task in stuck:  # a stalled target: its callers are abandoned, not awaited
+        task.cancel()
     return done[0], done[1]
+
+
+async def settle(target: Target, timeout_s: float = 30.0) -> float:
+    """Wait until one call answers within 50 ms (the previous phase's backlog has
+    drained), at most `timeout_s`; the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        sent = time.perf_counter()
+        try:
+            await asyncio.wait_for(target.call(), timeout=5)
+        except (OSError, ConnectionError, TimeoutError):
+            await asyncio.sleep(0.5)
+            continue
+        if time.perf_counter() - sent < 0.05:
+            break
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - start
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -114,7 +114,7 @@ class Process:
         self._out.close()
 
 
-def modelyard_config(upstream_port: int, workdir: Path) -> Path:
+def modelyard_config(upstream_port: int, workdir: Path, *, baseline: bool = False) -> Path:
     """One OpenAI-format deployment on the fake upstream, one model, the default
     policy; shedding off (the saturation phase must queue, not shed)."""
     config = {
@@ -141,7 +141,9 @@ def modelyard_config(upstream_port: int, workdir: Path) -> Path:
         "default_policy": "auto",
         "server": {"max_in_flight": 0},
     }
-    path = workdir / "modelyard.yaml"
+    if baseline:  # a checkout from before shedding: no such setting
+        del config["server"]
+    path = workdir / ("modelyard-baseline.yaml" if baseline else "modelyard.yaml")
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -153,7 +155,11 @@ def start_modelyard(
     *,
     cores: Sequence[int] | None,
     workers: int = 1,
+    src: Path | None = None,
+    name: str | None = None,
 ) -> tuple[Process, int]:
+    """`modelyard serve` on a free port; `src` runs another checkout's `src/` (an
+    older commit, for A/B) with this environment's dependencies."""
     port = free_port()
     env = {
         **os.environ,
@@ -161,10 +167,14 @@ def start_modelyard(
         "MODELYARD_DATABASE_URL": ledger_url,
         "MODELYARD_HOME": str(workdir / "home"),
     }
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     argv = [sys.executable, "-m", "modelyard", "serve", "--config"]
-    argv += [str(modelyard_config(upstream_port, workdir)), "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    name = f"modelyard-{workers}w"
+    argv += [str(modelyard_config(upstream_port, workdir, baseline=src is not None))]
+    argv += ["--port", str(port)]
+    if workers != 1:
+        argv += ["--workers", str(workers)]
+    name = name or f"modelyard-{workers}w"
     proc = Process(name, argv, cores=cores, env=env, log=workdir / f"{name}.log")
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc, port
@@ -202,6 +212,8 @@ def start_litellm(
     env = {
         **os.environ,
         "LITELLM_LOG": "ERROR",
+        # The load generator sends `Authorization: Bearer sk-bench` to every target.
+        "LITELLM_MASTER_KEY": "sk-bench",
         "LITELLM_TELEMETRY": "False",
         "DISABLE_ADMIN_UI": "True",
         "TMPDIR": tempfile.gettempdir(),

@@ -57,7 +57,7 @@ def summarise(raw: Path, top: int = 15) -> str:
     self_counts: Counter[str] = Counter()
     library_counts: Counter[str] = Counter()
     total = 0
-    idle = 0
+    loop_thread = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -66,8 +66,8 @@ def summarise(raw: Path, top: int = 15) -> str:
         frames = stack.split(";")
         total += count
         func, file = _frame(frames[-1])
-        if func in ("select", "epoll_wait", "poll", "_run_once (asyncio/base_events.py)"):
-            idle += count
+        if any("Runner.run" in f for f in frames):
+            loop_thread += count
         short = file.rsplit("site-packages/", 1)[-1].rsplit("/src/", 1)[-1]
         self_counts[f"{func} ({short})"] += count
         for name, marker in LIBRARIES.items():
@@ -75,7 +75,10 @@ def summarise(raw: Path, top: int = 15) -> str:
                 library_counts[name] += count
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples; top functions by self samples:"]
+    lines = [
+        f"  {total} samples, {100 * loop_thread / total:.0f}% on the event-loop thread (the "
+        "rest: worker threads, which py-spy may sample while they wait); top self:"
+    ]
     for name, count in self_counts.most_common(top):
         lines.append(f"    {100 * count / total:5.1f}%  {name}")
     lines.append("  inclusive share by library (a stack counts once per library):")
