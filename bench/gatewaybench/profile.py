@@ -53,7 +53,10 @@ def _frame(text: str) -> tuple[str, str]:
 
 
 def summarise(raw: Path, top: int = 15) -> str:
-    """Top self functions and library shares, as text."""
+    """Top self functions and library shares on the event-loop thread, as text.
+
+    Only the loop thread's samples count: the worker threads (aiosqlite's, anyio's)
+    are sampled while they wait, which their CPU time (/proc) shows is idle."""
     self_counts: Counter[str] = Counter()
     library_counts: Counter[str] = Counter()
     total = 0
@@ -65,23 +68,23 @@ def summarise(raw: Path, top: int = 15) -> str:
         count = int(count_text)
         frames = stack.split(";")
         total += count
+        if not any("Runner.run" in f for f in frames):
+            continue
+        loop_thread += count
         func, file = _frame(frames[-1])
-        if any("Runner.run" in f for f in frames):
-            loop_thread += count
         short = file.rsplit("site-packages/", 1)[-1].rsplit("/src/", 1)[-1]
         self_counts[f"{func} ({short})"] += count
         for name, marker in LIBRARIES.items():
             if any(re.search(marker, f) for f in frames):
                 library_counts[name] += count
-    if not total:
-        return "  (no samples)"
+    if not loop_thread:
+        return "  (no samples on the event-loop thread)"
     lines = [
-        f"  {total} samples, {100 * loop_thread / total:.0f}% on the event-loop thread (the "
-        "rest: worker threads, which py-spy may sample while they wait); top self:"
+        f"  {loop_thread} samples on the event-loop thread (of {total}); top by self samples:"
     ]
     for name, count in self_counts.most_common(top):
-        lines.append(f"    {100 * count / total:5.1f}%  {name}")
+        lines.append(f"    {100 * count / loop_thread:5.1f}%  {name}")
     lines.append("  inclusive share by library (a stack counts once per library):")
     for name, count in library_counts.most_common():
-        lines.append(f"    {100 * count / total:5.1f}%  {name}")
+        lines.append(f"    {100 * count / loop_thread:5.1f}%  {name}")
     return "\n".join(lines)
