@@ -169,7 +169,12 @@ async def measure(
         print(_phase_line(name, phase), flush=True)
     if args.profile_s > 0:
         raw = workdir / f"{name}.pyspy.txt"
-        load = asyncio.ensure_future(loadgen.open_loop([gw], args.profile_rate, args.profile_s + 2))
+        # Below saturation: a profile of a backlog shows request parsing, not the path.
+        rate = args.profile_rate
+        if not math.isnan(result.saturation):
+            rate = min(rate, max(1.0, 0.8 * result.saturation))
+        await loadgen.settle(gw)
+        load = asyncio.ensure_future(loadgen.open_loop([gw], rate, args.profile_s + 2))
         recorded = await asyncio.to_thread(
             profile.record, gateway.proc.pid, args.profile_s, raw, args.native
         )
