@@ -14,10 +14,12 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.ledger import CallRecord, SqlLedger
+from tests.stack import STACK
 
 runner = CliRunner()
 NO_KEYS = {
@@ -155,3 +157,43 @@ def test_serve_with_no_keys_starts_and_explains(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=10)
     assert "disabled openai: OPENAI_API_KEY is not set" in output
     assert "chat calls will get 503" in output
+
+
+def test_usage_reads_the_ledger_its_config_names_and_says_which(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'from-config.db'}"
+    anyio.run(_seed_ledger, url)
+    config = tmp_path / "stack.yaml"
+    config.write_text(yaml.safe_dump({**STACK, "ledger_url": url}), encoding="utf-8")
+    env = {"COLUMNS": "200", "MODELYARD_HOME": str(tmp_path / "home"), "MODELYARD_DATABASE_URL": ""}
+    result = runner.invoke(app, ["usage", "--config", str(config), "--by", "model"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"ledger: {url}" in result.output
+    assert "total: $1.875" in result.output
+    header = next(ln for ln in result.output.splitlines() if "calls" in ln)
+    # `--by model` has no day column, and `--by day` no model column.
+    assert "model" in header
+    assert "day" not in header
+    by_day = runner.invoke(app, ["usage", "--config", str(config), "--by", "day"], env=env)
+    assert by_day.exit_code == 0, by_day.output
+    header = next(ln for ln in by_day.output.splitlines() if "calls" in ln)
+    assert "day" in header
+    assert "model" not in header
+
+
+def test_usage_names_a_postgres_ledger_without_its_password() -> None:
+    result = runner.invoke(
+        app,
+        ["usage", "--database", "postgresql://bob:s3cret@127.0.0.1:1/none"],
+        env={"COLUMNS": "200"},
+    )
+    assert "ledger: postgresql://bob@127.0.0.1:1/none" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_the_start_up_banner_keeps_the_database_user_not_the_password() -> None:
+    from modelyard.app_factory import Stack
+    from modelyard.config import Config
+
+    config = Config(ledger_url="postgresql://bob:s3cret@db.internal:5432/ledger")
+    stack = Stack(config, "t.yaml", {})
+    assert stack.ledger_url_display == "postgresql://bob@db.internal:5432/ledger"

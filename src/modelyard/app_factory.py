@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 UPSTREAM_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
 
 
+def upstream_client() -> httpx.AsyncClient:
+    """The one shared upstream client: httpx over aiohttp when installed (the `fast`
+    extra; a fraction of httpcore's CPU per call, see `providers.aiohttp_transport`),
+    else httpx's own pool."""
+    try:
+        from modelyard.providers.aiohttp_transport import AiohttpTransport
+    except ImportError:
+        return httpx.AsyncClient(limits=UPSTREAM_LIMITS)
+    transport = AiohttpTransport(max_connections=UPSTREAM_LIMITS.max_connections or 512)
+    return httpx.AsyncClient(transport=transport)
+
+
 @dataclass
 class Stack:
     """A loaded configuration plus the environment it will run in."""
@@ -47,12 +59,8 @@ class Stack:
 
     @property
     def ledger_url_display(self) -> str:
-        """The ledger URL without any password, for start-up output."""
-        return (
-            httpx.URL(self.ledger_url).copy_with(password=None).__str__()
-            if "@" in (self.ledger_url)
-            else self.ledger_url
-        )
+        """The ledger URL for start-up output: the user kept, any password dropped."""
+        return display_url(self.ledger_url)
 
     def build_engine(self, ledger: LedgerStore, client: httpx.AsyncClient | None = None) -> Engine:
         return build_engine(
@@ -73,7 +81,7 @@ class Stack:
         from modelyard.server.auth import Authenticator
 
         ledger = ledger or open_ledger(self.ledger_url)
-        client = httpx.AsyncClient(limits=UPSTREAM_LIMITS)
+        client = upstream_client()
         engine = self.build_engine(ledger, client)
         server = self.config.server
         host = bind_host or server.host
@@ -84,6 +92,8 @@ class Stack:
             require_auth=not is_loopback(host),
             admin_key=self.env.get("MODELYARD_ADMIN_KEY") or None,
             metrics_token=self.env.get("MODELYARD_METRICS_TOKEN") or None,
+            max_in_flight=server.max_in_flight,
+            retry_after_s=server.shed_retry_after_s,
         )
         auth = Authenticator(require_always=front.require_auth)
         started: list[Budgets] = []
@@ -124,6 +134,20 @@ class Stack:
             telemetry=[tracing.telemetry] if tracing is not None else [],
         )
         return app
+
+
+def display_url(url: str) -> str:
+    """`url` without its password (user, host and database kept), safe to print; a
+    URL that does not parse is not echoed (it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if url.startswith("memory://"):
+        return url
+    try:
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+    except ArgumentError:
+        return "(a database URL that does not parse)"
 
 
 def is_loopback(host: str) -> bool:

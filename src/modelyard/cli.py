@@ -67,18 +67,27 @@ def _print_providers(stack: Stack) -> None:
             console.print(f"  [green]enabled[/green]  {name}")
 
 
-H11_MAX_EVENT_BYTES = 1024 * 1024
-
-
 @app.command()
 def serve(
     config: ConfigOpt = None,
     local: LocalOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default from config).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 4000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the port (one ledger writer each).")
+    ] = 1,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Chat requests in flight per process before 503s (0: never shed)."
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log a line per request (off: it costs CPU).")
+    ] = False,
 ) -> None:
     """Run the OpenAI-compatible gateway."""
-    import uvicorn
+    from modelyard.server.serving import ServeSettings, run
 
     stack = _stack(config, local)
     console.print(f"modelyard: {stack.source}; ledger {stack.ledger_url_display}")
@@ -92,18 +101,16 @@ def serve(
     shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
     dashboard = f"http://{shown_host}:{bind_port}/ui"
     console.print(f"  dashboard: {dashboard} (needs MODELYARD_ADMIN_KEY once keys exist)")
-    from modelyard.server.front import header_timeout_protocol
-
-    uvicorn.run(
-        stack.create_app(bind_host=bind_host),
-        host=bind_host,
-        port=bind_port,
-        log_level="info",
-        http=header_timeout_protocol(stack.config.server.header_timeout_s),
-        # h11 answers headers past its buffer with a plain-text 400; a larger buffer
-        # lets the app's own check answer up to 1 MiB of headers in OpenAI's shape.
-        h11_max_incomplete_event_size=H11_MAX_EVENT_BYTES,
+    settings = ServeSettings(
+        config=config,
+        local=tuple(local or ()),
+        host=host,
+        port=port,
+        workers=workers,
+        max_in_flight=max_in_flight,
+        access_log=access_log,
     )
+    run(stack, settings)
 
 
 @app.command()
@@ -168,37 +175,36 @@ def usage(
         str, typer.Option(help="model, day, or model,day; or any of key,team,user,model")
     ] = "model,day",
     database: Annotated[str | None, typer.Option(help="Ledger URL (default: env/SQLite).")] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Read the ledger this config names.")
+    ] = None,
 ) -> None:
     """Spend and calls from the ledger, by model and by day (or by key, team, user)."""
     groups = tuple(g.strip() for g in by.split(",") if g.strip())
+    url = database or (_stack(config, None).ledger_url if config else ledger_url_from_env())
+    from modelyard.app_factory import display_url
+
+    console.print(f"ledger: {display_url(url)}")
     if groups and set(groups) - {"model", "day"} and set(groups) <= set(USAGE_GROUPS):
-        print_usage_by(database or ledger_url_from_env(), days, groups)
+        print_usage_by(url, days, groups)
         return
     if not groups or any(g not in ("model", "day") for g in groups):
         console.print("[red]error:[/red] --by takes model, day, or model,day")
         raise typer.Exit(2)
-    url = database or ledger_url_from_env()
     rows = anyio.run(_usage_rows, url, days, groups)
     table = Table(title=f"usage, last {days} days")
+    # Only the grouping columns asked for: `--by model` has no day column.
+    keys = tuple(g for g in ("day", "model") if g in groups)
     # `interrupted`: calls whose process died mid-flight, billed at their estimate;
     # `cached`: answers served from the response cache (free).
-    columns = (
-        "day",
-        "model",
-        "calls",
-        "errors",
-        "interrupted",
-        "cached",
-        "tokens in",
-        "tokens out",
-    )
+    columns = (*keys, "calls", "errors", "interrupted", "cached", "tokens in", "tokens out")
     for col in (*columns, "cost $"):
         table.add_column(col)
-    total = sum((r.cost_usd for r in rows), start=rows[0].cost_usd * 0) if rows else 0
+    total = sum((r.cost_usd for r in rows), start=Decimal(0))
     for r in rows:
+        key_cells = {"day": str(r.day or "-"), "model": r.model_id or "-"}
         table.add_row(
-            str(r.day or "-"),
-            r.model_id or "-",
+            *(key_cells[k] for k in keys),
             str(r.calls),
             str(r.errors),
             str(r.interrupted),
@@ -208,7 +214,7 @@ def usage(
             money_text(r.cost_usd),
         )
     console.print(table)
-    console.print(f"total: ${money_text(Decimal(total))}")
+    console.print(f"total: ${money_text(total)}")
 
 
 async def _usage_rows(url: str, days: int, groups: tuple[str, ...]) -> list:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import (
@@ -219,11 +219,18 @@ class ScorerConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)
 
 
+# Enough to keep a gateway core busy (about 0.3 s of queue at 800 req/s), few enough
+# that a burst is refused at once rather than served seconds late.
+DEFAULT_MAX_IN_FLIGHT: Final = 256
+
+
 class ServerConfig(_Strict):
     """Where the gateway listens, and its front door (issue 12): the body-size limit,
     the deadline for a request's headers, the hosts it answers to (default: the
     loopback names when bound to loopback, any otherwise; `*` for any), and whether
-    `/docs` and `/openapi.json` are served."""
+    `/docs` and `/openapi.json` are served. `max_in_flight`: chat requests in flight
+    per process past which the next is shed with a 503 and `Retry-After:
+    shed_retry_after_s` instead of queueing (0: never shed)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=4000, gt=0, lt=65536)
@@ -231,6 +238,8 @@ class ServerConfig(_Strict):
     header_timeout_s: float = Field(default=10.0, gt=0)
     allowed_hosts: list[str] | None = None
     docs: bool = False
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=0)
+    shed_retry_after_s: float = Field(default=1.0, gt=0, le=3600)
 
 
 class BudgetsConfig(_Strict):

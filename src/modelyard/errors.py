@@ -21,7 +21,8 @@ executor reads `retryable`; it never keeps isinstance lists.
     ├── AnswerRejectedError              a cascade's verifier said no: ledger only
     ├── ClientClosedError           499  the caller disconnected; upstream call cancelled
     ├── ServiceUnavailableError     503  nothing can serve (no provider keys, ...)
-    │   └── AllAttemptsFailedError  503  every qualified model was tried and failed
+    │   ├── AllAttemptsFailedError  503  every qualified model was tried and failed
+    │   └── OverloadedError         503  too many requests in flight: shed, Retry-After
     └── ProviderError               502  an upstream call failed
         ├── ProviderConnectionError 502  connect refused / reset      retryable
         ├── ProviderTimeoutError    504  connect / first token / total retryable
@@ -162,6 +163,17 @@ class ServiceUnavailableError(ModelyardError):
     status_code = 503
     error_type = "service_unavailable"
     code = "service_unavailable"
+
+
+class OverloadedError(ServiceUnavailableError):
+    """The gateway has as many requests in flight as it is allowed: this one is shed
+    (answered at once, never routed) instead of queueing; retry after `retry_after`."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AllAttemptsFailedError(ServiceUnavailableError):

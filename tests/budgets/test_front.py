@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import uvicorn
 
 from modelyard.errors import ProviderServerError
@@ -94,11 +95,12 @@ async def test_a_provider_error_reaches_the_client_scrubbed() -> None:
     assert "10.1.2.3" in (record.error_message or "")  # operators keep the full text
 
 
-def _serve(sock: socket.socket, timeout_s: float) -> uvicorn.Server:
+def _serve(sock: socket.socket, timeout_s: float, parser: str = "h11") -> uvicorn.Server:
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         return None
 
-    config = uvicorn.Config(app, http=header_timeout_protocol(timeout_s), log_level="error")
+    protocol = header_timeout_protocol(timeout_s, parser=parser)  # type: ignore[arg-type]
+    config = uvicorn.Config(app, http=protocol, log_level="error")
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     while not server.started:
@@ -106,10 +108,11 @@ def _serve(sock: socket.socket, timeout_s: float) -> uvicorn.Server:
     return server
 
 
-def test_a_connection_that_never_finishes_its_headers_is_closed() -> None:
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_connection_that_never_finishes_its_headers_is_closed(parser: str) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = _serve(sock, 0.3)
+    server = _serve(sock, 0.3, parser)
     try:
         client = socket.create_connection(sock.getsockname())
         client.settimeout(10)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import uvicorn
 
-from modelyard.cli import H11_MAX_EVENT_BYTES
 from modelyard.server.app import create_app
+from modelyard.server.serving import H11_MAX_EVENT_BYTES
 
 pytestmark = pytest.mark.slow
 

@@ -172,3 +172,7 @@ EXPORTED: Final = frozenset(
         "modelyard_budget_limit_usd",
     }
 )
+
+# Families other modules register on the default registry, which `/metrics` serves
+# too: the overload shedder's counter (`server/shedding.py`, issue 14).
+ALSO_EXPORTED: Final = frozenset({"modelyard_requests_shed_total"})

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio.to_thread
 from fastapi import FastAPI
 
+from modelyard.catalog.tokens import warm_tokenizer
+from modelyard.config import DEFAULT_MAX_IN_FLIGHT
 from modelyard.dashboard.routes import install_dashboard
 from modelyard.engine import Engine
 from modelyard.keys import hash_key
@@ -26,6 +29,7 @@ from modelyard.server.metrics import router as metrics_router
 from modelyard.server.reviews import router as reviews_router
 from modelyard.server.routes import router
 from modelyard.server.scrub import remember_hosts
+from modelyard.server.shedding import DEFAULT_RETRY_AFTER_S, LoadShedder
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -35,7 +39,9 @@ class FrontSettings:
     """The front door (issue 12): body limit, allowed hosts (None: any), docs, whether
     every `/v1/*` call needs a key even before one exists (a non-loopback bind), and
     the admin key (from `MODELYARD_ADMIN_KEY`; only its hash is kept) and the
-    `/metrics` token (from `MODELYARD_METRICS_TOKEN`, likewise)."""
+    `/metrics` token (from `MODELYARD_METRICS_TOKEN`, likewise). Past
+    `max_in_flight` chat requests in flight (0: no limit) the next is shed with a 503
+    and `Retry-After: retry_after_s` (issue 14)."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allowed_hosts: tuple[str, ...] | None = None
@@ -43,6 +49,8 @@ class FrontSettings:
     require_auth: bool = False
     admin_key: str | None = None
     metrics_token: str | None = None
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    retry_after_s: float = DEFAULT_RETRY_AFTER_S
 
 
 def create_app(
@@ -64,6 +72,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The tokenizer's ranks load here, not inside the first request (in a
+        # thread: loading them blocks for 150-360 ms).
+        await anyio.to_thread.run_sync(warm_tokenizer)
         for hook in on_startup:
             await hook()
         try:
@@ -98,6 +109,10 @@ def create_app(
     app.add_middleware(HeaderGuard)
     app.add_middleware(
         FrontDoor, max_body_bytes=front.max_body_bytes, allowed_hosts=front.allowed_hosts
+    )
+    # Outermost: a shed request costs a counter and a canned 503, nothing more.
+    app.add_middleware(
+        LoadShedder, max_in_flight=front.max_in_flight, retry_after_s=front.retry_after_s
     )
     app.include_router(router)
     app.include_router(embeddings_router)

@@ -13,6 +13,7 @@ from modelyard.errors import (
     BudgetExceededError,
     InvalidRequestError,
     ModelyardError,
+    OverloadedError,
     RateLimitedError,
 )
 from modelyard.server.render import SafeJSONResponse as JSONResponse
@@ -54,7 +55,7 @@ def client_error(exc: ModelyardError) -> dict[str, Any]:
 
 def _retry(exc: ModelyardError) -> dict[str, str] | None:
     """`Retry-After` for our own rate limit (429); the budget's reset for a 402."""
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | OverloadedError):
         return {"retry-after": str(int(exc.retry_after))}
     if isinstance(exc, BudgetExceededError) and exc.resets_at:
         return {"x-modelyard-budget-resets-at": exc.resets_at}

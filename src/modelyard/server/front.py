@@ -5,27 +5,29 @@
   name), and a body over `max_body_bytes` gets a 413 in the OpenAI error shape
   (Anthropic's on `/v1/messages`),
   whether it announces its length or streams it chunked.
-- `header_timeout_protocol(s)`: uvicorn's h11 protocol with a deadline on reading a
-  request's headers (slowloris): a connection that has not sent complete headers
-  within `s` seconds of its first byte is closed. uvicorn has only a keep-alive
-  timer, which any single byte resets.
+- `header_timeout_protocol(s)`: uvicorn's h11 or httptools protocol with a deadline
+  on reading a request's headers (slowloris): a connection that has not sent
+  complete headers within `s` seconds of its first byte is closed. uvicorn has only
+  a keep-alive timer, which any single byte resets.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelyard.errors import InvalidRequestError, PayloadTooLargeError
 from modelyard.server.messages.errors import shaped_error
 
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
+DEFAULT_HEADER_TIMEOUT_S: Final = 10.0
 
 
 def host_name(value: str) -> str:
@@ -112,39 +114,89 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def header_timeout_protocol(timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing connections whose headers take over `timeout_s`."""
+class _HeaderDeadline:
+    """The slowloris deadline, shared by both protocols: armed when a request's first
+    byte (or the connection) arrives, disarmed once its headers are complete."""
 
-    class HeaderTimeoutProtocol(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm()
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._expired)
 
-        def _arm(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(timeout_s, self._expired)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def data_received(self, data: bytes) -> None:
-            if self.conn.their_state is h11.IDLE:
-                self._arm()
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._disarm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _expired(self) -> None:
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
 
-    return HeaderTimeoutProtocol
+    def _expired(self) -> None:
+        self._header_timer = None
+        if self._awaiting_headers() and not self.transport.is_closing():
+            self.transport.close()
+
+    def _awaiting_headers(self) -> bool:
+        raise NotImplementedError
+
+
+class HeaderTimeoutH11(_HeaderDeadline, H11Protocol):
+    """uvicorn's pure-Python h11 protocol with the header deadline."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._arm()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+
+class HeaderTimeoutHttpTools(_HeaderDeadline, HttpToolsProtocol):
+    """uvicorn's httptools (llhttp, C) protocol with the header deadline: the faster
+    parser, used by `modelyard serve` whenever httptools is installed."""
+
+    _in_headers = True
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        self._in_headers = True
+        self._arm()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        return self._in_headers
+
+
+def header_timeout_protocol(
+    timeout_s: float, *, parser: Literal["h11", "httptools"] = "h11"
+) -> type[H11Protocol] | type[HttpToolsProtocol]:
+    """uvicorn's protocol for `parser`, closing connections whose headers take over
+    `timeout_s`."""
+    base: type[HeaderTimeoutH11] | type[HeaderTimeoutHttpTools] = (
+        HeaderTimeoutH11 if parser == "h11" else HeaderTimeoutHttpTools
+    )
+    return type(f"{base.__name__}{timeout_s:g}s", (base,), {"header_timeout_s": timeout_s})

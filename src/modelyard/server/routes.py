@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -11,8 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from modelyard.catalog.cards import ModelCard
 from modelyard.engine import Engine
-from modelyard.errors import ClientClosedError, InvalidRequestError, ModelyardError
+from modelyard.errors import (
+    ClientClosedError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelyardError,
+)
 from modelyard.keys import Principal
 from modelyard.live_stream import LiveStream
 from modelyard.routing.requirements import hints_from_headers
@@ -138,32 +145,26 @@ async def chat_completions(
 
 async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_T]]) -> _T:
     """Run `work`, cancelling it if the client disconnects first: the upstream call is
-    abandoned (and its attempt billed as cancelled) instead of running on for nobody."""
-    results: list[_T] = []
-    errors: list[Exception] = []
+    abandoned (and its attempt billed as cancelled) instead of running on for nobody.
 
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            tg.cancel_scope.cancel()
-
-        async def run() -> None:
-            try:
-                results.append(await work())
-            except Exception as exc:  # re-raised below, outside the task group
-                errors.append(exc)
-            finally:
-                tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        tg.start_soon(run)
-    if errors:
-        raise errors[0]
-    if not results:
+    `work` runs in this task under a cancel scope; one plain asyncio task waits for
+    the disconnect and cancels the scope. (A task group here cost two tasks and its
+    own scope per request: 2-4 % of the gateway's CPU.)"""
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.get_running_loop().create_task(_watch(request, scope))
+        try:
+            result = await work()
+        finally:
+            watcher.cancel()
+    if scope.cancelled_caught:
         raise ClientClosedError("the client closed the connection before the answer was ready")
-    return results[0]
+    return result
+
+
+async def _watch(request: Request, scope: anyio.CancelScope) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 def _sse_response(
@@ -235,37 +236,53 @@ async def route(body: ChatRequest, request: Request) -> dict[str, Any]:
     return {"outcome": "routed", "decision": decision.explain()}
 
 
+def _card_entry(engine: Engine, card: ModelCard) -> dict[str, Any]:
+    catalog = engine.catalog
+    return {
+        "id": card.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": card.deployment.name,
+        "modelyard": {
+            "available": catalog.is_available(card),
+            "unavailable_reason": catalog.unavailable.get(card.deployment.name),
+            "capabilities": sorted(c.value for c in card.capabilities),
+            "context_window": card.context_window,
+            "max_output_tokens": card.max_output_tokens,
+            "prices_per_mtok": {
+                "input": str(card.prices.input),
+                "output": str(card.prices.output),
+                "cached_input": str(card.prices.cached_input),
+                "source": card.prices.source,
+            },
+        },
+    }
+
+
+def _name_entry(name: str) -> dict[str, Any]:
+    """A policy or an alias: a model name a caller may send, owned by modelyard."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard"}
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
     """The catalog in OpenAI's list format, with modelyard's card facts attached."""
     engine = _engine(request)
-    catalog = engine.catalog
-    data: list[dict[str, Any]] = []
-    for card in catalog.cards.values():
-        data.append(
-            {
-                "id": card.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": card.deployment.name,
-                "modelyard": {
-                    "available": catalog.is_available(card),
-                    "unavailable_reason": catalog.unavailable.get(card.deployment.name),
-                    "capabilities": sorted(c.value for c in card.capabilities),
-                    "context_window": card.context_window,
-                    "max_output_tokens": card.max_output_tokens,
-                    "prices_per_mtok": {
-                        "input": str(card.prices.input),
-                        "output": str(card.prices.output),
-                        "cached_input": str(card.prices.cached_input),
-                        "source": card.prices.source,
-                    },
-                },
-            }
-        )
-    for name in (*engine.router.policies, *catalog.aliases):
-        data.append({"id": name, "object": "model", "created": 0, "owned_by": "modelyard"})
+    data = [_card_entry(engine, card) for card in engine.catalog.cards.values()]
+    data.extend(_name_entry(name) for name in (*engine.router.policies, *engine.catalog.aliases))
     return {"object": "list", "data": data}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
+    """One model (OpenAI's retrieve): a card, a policy or an alias; else a 404."""
+    engine = _engine(request)
+    card = engine.catalog.cards.get(model_id)
+    if card is not None:
+        return _card_entry(engine, card)
+    if model_id in engine.router.policies or model_id in engine.catalog.aliases:
+        return _name_entry(model_id)
+    raise ModelNotFoundError(f"The model '{model_id[:200]}' does not exist", param="model")
 
 
 @router.get("/health")
