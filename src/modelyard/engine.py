@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -101,26 +102,20 @@ class Engine:
         t0 = self.executor.monotonic()
         request_id = request_id or self.ids()
         seen = self.telemetry
-        if seen is not None:
-            seen.request_started(request_id, request)
-        decision: Decision | None = None
-        try:
+        with _watched(seen, request_id, request) as watch:
             probe = await self.probe(request, principal)
             if probe is not None and probe.answer is not None:
-                decision = hit_decision(self.ids(), probe.answer, request)
+                decision = watch.decision = hit_decision(self.ids(), probe.answer, request)
                 ctx = await self._hit_context(request, request_id, caller, principal)
                 outcome = await serve_outcome(self.executor, self.catalog, decision, ctx, probe, t0)
             else:
                 decision, request, who = await self.prepare(request, principal)
+                watch.decision = decision
                 ctx = CallContext(request_id, caller or request.user, principal=who)
                 outcome = await self.executor.complete(decision, request, ctx)
                 if probe is not None and self.cache is not None:
                     now = self.executor.clock()
                     outcome = await keep_outcome(self.cache, probe, decision, ctx, outcome, now)
-        except BaseException as exc:
-            if seen is not None:
-                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
-            raise
         if seen is not None:
             end = RequestEnd(
                 200,
@@ -145,28 +140,22 @@ class Engine:
         t0 = self.executor.monotonic()
         request_id = request_id or self.ids()
         seen = self.telemetry
-        if seen is not None:
-            seen.request_started(request_id, request)
-        decision: Decision | None = None
-        try:
+        with _watched(seen, request_id, request) as watch:
             probe = await self.probe(request, principal)
             if probe is not None and probe.answer is not None:
-                decision = hit_decision(self.ids(), probe.answer, request)
+                decision = watch.decision = hit_decision(self.ids(), probe.answer, request)
                 ctx = await self._hit_context(request, request_id, caller, principal)
                 live = await serve_stream(
                     self.executor, self.catalog, decision, ctx, probe, t0, request
                 )
             else:
                 decision, request, who = await self.prepare(request, principal)
+                watch.decision = decision
                 ctx = CallContext(request_id, caller or request.user, principal=who)
                 live = await self.executor.stream(decision, request, ctx)
                 if probe is not None and self.cache is not None:
                     live.cache = probe.note
                     live.tap = StreamKeeper(self.cache, probe, ctx, self.executor.clock)
-        except BaseException as exc:
-            if seen is not None:
-                seen.request_ended(request_id, RequestEnd(status_of(exc), decision, error=exc))
-            raise
         if seen is not None:
             live.on_end = _stream_end(seen, request_id, live)
         return live
@@ -248,6 +237,29 @@ class Engine:
             field = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
             request = request.model_copy(update={field: cap})
         return decision, request, principal
+
+
+@dataclass
+class _Watch:
+    """The request's decision once planned, for the telemetry's report of a failure."""
+
+    decision: Decision | None = None
+
+
+@contextmanager
+def _watched(seen: Telemetry | None, request_id: str, request: ChatRequest) -> Iterator[_Watch]:
+    """Reports the request's start to `seen`, and its end if it fails (with its
+    decision, when it got that far); a success is reported by the caller."""
+    watch = _Watch()
+    if seen is None:
+        yield watch
+        return
+    seen.request_started(request_id, request)
+    try:
+        yield watch
+    except BaseException as exc:
+        seen.request_ended(request_id, RequestEnd(status_of(exc), watch.decision, error=exc))
+        raise
 
 
 def _stream_end(

@@ -18,15 +18,15 @@ from modelyard.embed.request import EmbeddingRequest
 from modelyard.embed.result import EmbeddingOutcome, Vector, to_base64
 from modelyard.errors import InvalidRequestError
 from modelyard.routing.requirements import hints_from_headers
+from modelyard.server.common import (
+    budget_headers,
+    cancel_on_disconnect,
+    engine_of,
+    principal_of,
+    routing_headers,
+)
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.render import SafeJSONResponse
-from modelyard.server.routes import (
-    _budget_headers,
-    _cancel_on_disconnect,
-    _engine,
-    _principal,
-    _routing_headers,
-)
 from modelyard.server.wire import attempts_json
 from modelyard.types import money_text
 
@@ -36,7 +36,7 @@ router = APIRouter(route_class=GuardedRoute)
 @router.post("/v1/embeddings")
 async def embeddings(body: EmbeddingRequest, request: Request) -> SafeJSONResponse:
     """OpenAI embeddings; `model` may be auto, a policy, an alias or a model id."""
-    engine = _engine(request)
+    engine = engine_of(request)
     try:
         hints = hints_from_headers(request.headers, body.modelyard)
     except ValidationError as exc:
@@ -47,8 +47,8 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> SafeJSONRespon
     call = body.model_copy(update={"modelyard": hints})
     request_id = request.headers.get("x-request-id") or engine.ids()
     request.state.request_id = request_id
-    who = _principal(request)
-    decision, outcome = await _cancel_on_disconnect(
+    who = principal_of(request)
+    decision, outcome = await cancel_on_disconnect(
         request, lambda: engine.embed(call, request_id=request_id, principal=who)
     )
     payload = embeddings_json(outcome, base64=call.encoding_format == "base64")
@@ -57,9 +57,9 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> SafeJSONRespon
         "cost_usd": money_text(outcome.cost_usd),
         "failed_attempts": attempts_json(outcome.failed),
     }
-    headers = _routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
+    headers = routing_headers(outcome.card.id, decision.id, request_id, outcome.failed)
     headers["x-modelyard-cost-usd"] = money_text(outcome.cost_usd)
-    headers.update(await _budget_headers(engine, who, decision.budget_note))
+    headers.update(await budget_headers(engine, who, decision.budget_note))
     return SafeJSONResponse(payload, headers=headers)
 
 

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 
 from modelyard.catalog.cards import ModelCard
 from modelyard.engine import Engine
 from modelyard.errors import (
-    ClientClosedError,
-    InvalidRequestError,
     ModelNotFoundError,
     ModelyardError,
 )
-from modelyard.keys import Principal
 from modelyard.live_stream import LiveStream
-from modelyard.routing.requirements import hints_from_headers
+from modelyard.server.common import (
+    budget_headers,
+    cancel_on_disconnect,
+    engine_of,
+    outcome_headers,
+    principal_of,
+    routing_headers,
+    with_header_hints,
+)
 from modelyard.server.guard import GuardedRoute
 from modelyard.server.render import SafeJSONResponse
 from modelyard.server.scrub import scrub
@@ -30,70 +32,10 @@ from modelyard.server.wire import (
     ChunkRenderer,
     chat_id,
     completion_json,
-    low_confidence_header,
 )
-from modelyard.types import ChatRequest, money_text
+from modelyard.types import ChatRequest
 
 router = APIRouter(route_class=GuardedRoute)
-_T = TypeVar("_T")
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def _with_header_hints(body: ChatRequest, headers: Mapping[str, str]) -> ChatRequest:
-    try:
-        hints = hints_from_headers(headers, body.modelyard)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise InvalidRequestError(
-            f"invalid x-modelyard-{str(err['loc'][0]).replace('_', '-')} header: {err['msg']}"
-        ) from None
-    return body.model_copy(update={"modelyard": hints})
-
-
-def _principal(request: Request) -> Principal | None:
-    who: Principal | None = getattr(request.state, "principal", None)
-    return who
-
-
-async def _budget_headers(
-    engine: Engine, who: Principal | None, note: str | None
-) -> dict[str, str]:
-    """What is left of the tightest budget, and why the call was downgraded."""
-    headers: dict[str, str] = {}
-    if note:
-        headers["x-modelyard-budget-note"] = note
-    if engine.gate is not None and who is not None:
-        try:
-            left = await engine.gate.remaining_usd(who)
-        except ModelyardError:
-            # The answer is served and billed: a header is not worth losing it.
-            left = None
-        if left is not None:
-            headers["x-modelyard-budget-remaining-usd"] = f"{left:.6f}"
-    return headers
-
-
-def _routing_headers(
-    model: str, decision_id: str, request_id: str, failed: Any, last_resort: Any = None
-) -> dict[str, str]:
-    headers = {
-        "x-modelyard-model": model,
-        "x-modelyard-decision": decision_id,
-        "x-request-id": request_id,
-    }
-    if failed:
-        headers["x-modelyard-failed-attempts"] = ",".join(
-            f"{f.model_id}:{type(f.error).__name__}" for f in failed
-        )
-    if last_resort is not None:
-        # A low-confidence answer returned because nothing was left to escalate to
-        # must not look like a confident one.
-        headers["x-modelyard-low-confidence"] = low_confidence_header(last_resort)
-    return headers
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -101,21 +43,21 @@ async def chat_completions(
     body: ChatRequest, request: Request
 ) -> SafeJSONResponse | StreamingResponse:
     """OpenAI chat completions; `model` may be auto, a policy, an alias or a model id."""
-    engine = _engine(request)
-    chat = _with_header_hints(body, request.headers)
+    engine = engine_of(request)
+    chat = with_header_hints(body, request.headers)
     request_id = request.headers.get("x-request-id") or engine.ids()
     # For the 500 handler's log line: our own bugs are reported with the request id.
     request.state.request_id = request_id
-    who = _principal(request)
+    who = principal_of(request)
     if chat.stream:
         # A council (or a held-back cascade) works before its first byte: a client
         # gone meanwhile cancels the members still running.
-        live = await _cancel_on_disconnect(
+        live = await cancel_on_disconnect(
             request, lambda: engine.stream(chat, request_id=request_id, principal=who)
         )
-        extra = await _budget_headers(engine, who, live.decision.budget_note)
+        extra = await budget_headers(engine, who, live.decision.budget_note)
         return _sse_response(live, chat, request_id, extra)
-    decision, outcome = await _cancel_on_disconnect(
+    decision, outcome = await cancel_on_disconnect(
         request, lambda: engine.complete(chat, request_id=request_id, principal=who)
     )
     payload = completion_json(
@@ -127,44 +69,14 @@ async def chat_completions(
         failed=outcome.failed,
         last_resort=outcome.last_resort,
     )
-    headers = _routing_headers(
+    headers = routing_headers(
         outcome.card.id, decision.id, request_id, outcome.failed, outcome.last_resort
     )
-    # The request's total: every hop, verifier call, member and escalated attempt.
-    headers["x-modelyard-cost-usd"] = money_text(outcome.cost_usd)
-    headers.update(await _budget_headers(engine, who, decision.budget_note))
-    if outcome.cache is not None:
-        headers.update(outcome.cache.headers())
-    if outcome.cascade is not None:
-        headers.update(outcome.cascade.headers())
+    headers.update(outcome_headers(outcome))
+    headers.update(await budget_headers(engine, who, decision.budget_note))
     if outcome.council is not None:
         payload.setdefault("modelyard", {})["council"] = outcome.council.to_json()
-        headers.update(outcome.council.headers())
     return SafeJSONResponse(payload, headers=headers)
-
-
-async def _cancel_on_disconnect(request: Request, work: Callable[[], Awaitable[_T]]) -> _T:
-    """Run `work`, cancelling it if the client disconnects first: the upstream call is
-    abandoned (and its attempt billed as cancelled) instead of running on for nobody.
-
-    `work` runs in this task under a cancel scope; one plain asyncio task waits for
-    the disconnect and cancels the scope. (A task group here cost two tasks and its
-    own scope per request: 2-4 % of the gateway's CPU.)"""
-    with anyio.CancelScope() as scope:
-        watcher = asyncio.get_running_loop().create_task(_watch(request, scope))
-        try:
-            result = await work()
-        finally:
-            watcher.cancel()
-    if scope.cancelled_caught:
-        raise ClientClosedError("the client closed the connection before the answer was ready")
-    return result
-
-
-async def _watch(request: Request, scope: anyio.CancelScope) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
 
 
 def _sse_response(
@@ -177,7 +89,7 @@ def _sse_response(
         created=int(time.time()),
         include_usage=include_usage,
     )
-    headers = _routing_headers(
+    headers = routing_headers(
         live.card.id, live.decision.id, request_id, live.failed, live.last_resort
     )
     headers["cache-control"] = "no-cache"
@@ -221,10 +133,10 @@ async def _sse(live: LiveStream, renderer: ChunkRenderer) -> AsyncIterator[str]:
 @router.post("/v1/route")
 async def route(body: ChatRequest, request: Request) -> dict[str, Any]:
     """Dry run: the decision and its reasons, or the error the request would get."""
-    engine = _engine(request)
-    chat = _with_header_hints(body, request.headers)
+    engine = engine_of(request)
+    chat = with_header_hints(body, request.headers)
     try:
-        who = _principal(request)
+        who = principal_of(request)
         allowance = None
         if engine.gate is not None and who is not None:
             allowance = await engine.gate.allowance(who)
@@ -267,7 +179,7 @@ def _name_entry(name: str) -> dict[str, Any]:
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
     """The catalog in OpenAI's list format, with modelyard's card facts attached."""
-    engine = _engine(request)
+    engine = engine_of(request)
     data = [_card_entry(engine, card) for card in engine.catalog.cards.values()]
     data.extend(_name_entry(name) for name in (*engine.router.policies, *engine.catalog.aliases))
     return {"object": "list", "data": data}
@@ -276,7 +188,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     """One model (OpenAI's retrieve): a card, a policy or an alias; else a 404."""
-    engine = _engine(request)
+    engine = engine_of(request)
     card = engine.catalog.cards.get(model_id)
     if card is not None:
         return _card_entry(engine, card)
@@ -287,9 +199,9 @@ async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    catalog = _engine(request).catalog
+    catalog = engine_of(request).catalog
     deployments = {c.deployment.name for c in catalog.cards.values()}
-    gate = _engine(request).gate
+    gate = engine_of(request).gate
     return {
         "status": "ok" if gate is None or gate.degraded is None else "degraded",
         **({"budgets": gate.health()} if gate is not None else {}),

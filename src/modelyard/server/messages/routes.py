@@ -16,6 +16,15 @@ from fastapi.responses import StreamingResponse
 from modelyard.catalog.tokens import estimate_prompt_tokens
 from modelyard.errors import ModelyardError
 from modelyard.live_stream import LiveStream
+from modelyard.server.common import (
+    budget_headers,
+    cancel_on_disconnect,
+    engine_of,
+    outcome_headers,
+    principal_of,
+    routing_headers,
+    with_header_hints,
+)
 from modelyard.server.messages.errors import new_request_id, sse_error
 from modelyard.server.messages.render import message_json
 from modelyard.server.messages.route_class import AnthropicRoute
@@ -23,14 +32,6 @@ from modelyard.server.messages.schema import CountTokensRequest, MessagesRequest
 from modelyard.server.messages.stream import EventRenderer
 from modelyard.server.messages.translate import to_chat_request
 from modelyard.server.render import SafeJSONResponse
-from modelyard.server.routes import (
-    _budget_headers,
-    _cancel_on_disconnect,
-    _engine,
-    _principal,
-    _routing_headers,
-    _with_header_hints,
-)
 from modelyard.server.scrub import scrub
 from modelyard.types import ChatRequest, money_text
 
@@ -48,32 +49,26 @@ def _request_id(request: Request) -> str:
 @router.post("/v1/messages", response_model=None)
 async def messages(body: MessagesRequest, request: Request) -> SafeJSONResponse | StreamingResponse:
     """Anthropic Messages; `model` may be auto, a policy, an alias or a model id."""
-    engine = _engine(request)
+    engine = engine_of(request)
     request_id = _request_id(request)
-    chat = _with_header_hints(to_chat_request(body), request.headers)
-    who = _principal(request)
+    chat = with_header_hints(to_chat_request(body), request.headers)
+    who = principal_of(request)
     if chat.stream:
-        live = await _cancel_on_disconnect(
+        live = await cancel_on_disconnect(
             request, lambda: engine.stream(chat, request_id=request_id, principal=who)
         )
-        extra = await _budget_headers(engine, who, live.decision.budget_note)
+        extra = await budget_headers(engine, who, live.decision.budget_note)
         return _event_stream(live, request_id, extra)
-    decision, outcome = await _cancel_on_disconnect(
+    decision, outcome = await cancel_on_disconnect(
         request, lambda: engine.complete(chat, request_id=request_id, principal=who)
     )
     payload = message_json(outcome.completion, model=outcome.card.id, message_id=request_id)
-    headers = _routing_headers(
+    headers = routing_headers(
         outcome.card.id, decision.id, request_id, outcome.failed, outcome.last_resort
     )
     headers["request-id"] = request_id
-    headers["x-modelyard-cost-usd"] = money_text(outcome.cost_usd)
-    headers.update(await _budget_headers(engine, who, decision.budget_note))
-    if outcome.cascade is not None:
-        headers.update(outcome.cascade.headers())
-    if outcome.council is not None:
-        headers.update(outcome.council.headers())
-    if outcome.cache is not None:
-        headers.update(outcome.cache.headers())
+    headers.update(outcome_headers(outcome))
+    headers.update(await budget_headers(engine, who, decision.budget_note))
     return SafeJSONResponse(payload, headers=headers)
 
 
@@ -82,7 +77,7 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> SafeJSONRe
     """The prompt's input tokens, counted for the model the request would be routed to
     (the tokenizer family of that model); nothing is called and nothing is billed."""
     request_id = _request_id(request)
-    chat = _with_header_hints(
+    chat = with_header_hints(
         to_chat_request(body, max_tokens=_COUNTING_MAX_TOKENS), request.headers
     )
     family = _family(request, chat)
@@ -92,7 +87,7 @@ async def count_tokens(body: CountTokensRequest, request: Request) -> SafeJSONRe
 
 def _family(request: Request, chat: ChatRequest) -> str:
     """The tokenizer family of the model `chat` names, or of its policy's first choice."""
-    engine = _engine(request)
+    engine = engine_of(request)
     target = engine.router.resolve(chat)  # an unknown model: 404 like /v1/messages
     card = engine.catalog.resolve(target.name)
     if card is not None:
@@ -110,7 +105,7 @@ def _event_stream(live: LiveStream, request_id: str, extra: dict[str, str]) -> S
         model=live.card.id,
         input_tokens=live.decision.requirements.prompt_tokens,
     )
-    headers = _routing_headers(
+    headers = routing_headers(
         live.card.id, live.decision.id, request_id, live.failed, live.last_resort
     )
     headers["request-id"] = request_id
