@@ -334,20 +334,32 @@ class SqlLedger:
                     await conn.execute(_STATEMENTS[kind], params)
                     continue
                 # The roll-up changes in this same transaction (ledger.rollup).
-                ids = sorted(p["id"] if kind == "insert" else p["b_id"] for p in params)
-                if kind == "finish":
-                    await self._uncount(conn, ids)
-                await conn.execute(_STATEMENTS[kind], params)
-                await conn.execute(contribution(self._dialect, 1), {"ids": ids})
+                if kind == "insert":
+                    await conn.execute(_STATEMENTS[kind], params)
+                    # A write-ahead batch (`started` only) counts for nothing yet.
+                    final = sorted(p["id"] for p in params if p["status"] != OPEN_STATUS)
+                else:
+                    final = sorted(p["b_id"] for p in params)
+                    await self._uncount(conn, final)
+                    await conn.execute(_STATEMENTS[kind], params)
+                if final:
+                    await conn.execute(contribution(self._dialect, 1), {"ids": final})
 
     async def _uncount(self, conn: AsyncConnection, ids: list[str]) -> None:
-        """Take back what records about to be completed counted for (only one a sweep
-        closed as interrupted counts at all). On PostgreSQL the rows are locked first,
-        so a concurrent sweep cannot close one between this and the update; SQLite's
-        BEGIN IMMEDIATE already keeps every other writer out."""
+        """Take back what records about to be completed counted for: only a record a
+        sweep closed as interrupted counts at all, so usually nothing. On PostgreSQL
+        the read locks the rows, so a concurrent sweep cannot close one between this
+        and the update; SQLite's BEGIN IMMEDIATE already keeps every other writer out."""
         if self._dialect == "postgresql":
-            await conn.execute(select(_c.id).where(_c.id.in_(ids)).with_for_update())
-        await conn.execute(contribution(self._dialect, -1), {"ids": ids})
+            # Every row locked, final or not: the status filter is applied after.
+            locked = select(_c.id, _c.status).where(_c.id.in_(ids)).with_for_update()
+            rows = (await conn.execute(locked)).all()
+            counted = sorted(row_id for row_id, status in rows if status != OPEN_STATUS)
+        else:
+            final = select(_c.id).where(_c.id.in_(ids), _c.status != OPEN_STATUS)
+            counted = sorted(await conn.scalars(final))
+        if counted:
+            await conn.execute(contribution(self._dialect, -1), {"ids": counted})
 
     @asynccontextmanager
     async def _write_tx(self) -> AsyncIterator[AsyncConnection]:
