@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, insert, text
+from sqlalchemy import delete, event, func, insert, select, text
 
 from modelyard.app_factory import load_stack
 from modelyard.ledger import SqlLedger
 from modelyard.ledger.derived import derived_columns
 from modelyard.ledger.migrations import call_records, usd_to_nanousd
+from modelyard.ledger.rollup import backfill, call_rollups
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 20_000
@@ -103,12 +104,15 @@ def rows(
         yield batch
 
 
-async def fill(store: SqlLedger, n: int, models: list[str], now: datetime) -> float:
+async def fill(store: SqlLedger, n: int, models: list[str], now: datetime, spread: bool) -> float:
     """`SEED` generated rows by executemany, then copies of them with new ids by
     INSERT ... SELECT inside the database until there are `n` (Python building a
     million rows would dominate the set-up on this machine). The indexes are dropped
     for the load and rebuilt after it, as any bulk load does: one sorted build per
-    index instead of a million scattered updates."""
+    index instead of a million scattered updates. The roll-up (m012) is then rebuilt
+    from the loaded rows, as the migration does for an existing ledger (the bulk load
+    bypasses the writer that keeps it). With `spread`, copy k is moved 7*k hours
+    earlier (wrapping within the 90 days), so copies do not share hours."""
     started = time.perf_counter()
     sqlite = store.engine.dialect.name == "sqlite"
     async with store.engine.begin() as conn:
@@ -139,7 +143,8 @@ async def fill(store: SqlLedger, n: int, models: list[str], now: datetime) -> fl
         await conn.execute(text("CREATE TABLE bench_seed AS SELECT * FROM call_records"))
     copy = 1
     while seed * (copy + 1) <= n:
-        picks = ", ".join(f"{c} || '-{copy}'" if c in renamed else c for c in names)
+        shifted = {"started_at": _shifted(sqlite, copy, now)} if spread else {}
+        picks = ", ".join(f"{c} || '-{copy}'" if c in renamed else shifted.get(c, c) for c in names)
         async with store.engine.begin() as conn:
             await conn.execute(
                 text(
@@ -154,11 +159,36 @@ async def fill(store: SqlLedger, n: int, models: list[str], now: datetime) -> fl
             await conn.execute(text(ddl))
     rebuilt = time.perf_counter() - loaded
     print(f"  loaded in {loaded - started:.1f} s, indexes rebuilt in {rebuilt:.1f} s")
+    rolled = time.perf_counter()
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(call_rollups))
+        await conn.run_sync(backfill)
+        count = (await conn.execute(select(func.count()).select_from(call_rollups))).scalar_one()
+    took = time.perf_counter() - rolled
+    print(f"  roll-up rebuilt (as m012 does) in {took:.1f} s: {count:,} call_rollups rows")
     async with store.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         # Fresh statistics and visibility, as autovacuum / a long-lived SQLite has them.
         await conn.execute(text("ANALYZE" if sqlite else "VACUUM ANALYZE"))
     return time.perf_counter() - started
+
+
+def _shifted(sqlite: bool, copy: int, now: datetime) -> str:
+    """`started_at` moved 7*copy hours earlier, wrapped to stay within the last DAYS days."""
+    hours = 7 * copy % (DAYS * 24)
+    oldest = (now - timedelta(days=DAYS)).replace(tzinfo=None).isoformat(" ")
+    if sqlite:
+        # Keep SQLAlchemy's text form: datetime() drops the microseconds, re-append them.
+        back = f"datetime(started_at, '-{hours} hours')"
+        wrapped = (
+            f"CASE WHEN {back} < '{oldest}' THEN datetime({back}, '+{DAYS} days') ELSE {back} END"
+        )
+        return f"{wrapped} || substr(started_at, 20)"
+    back = f"(started_at - interval '{hours} hours')"
+    return (
+        f"CASE WHEN {back} < timestamptz '{oldest}+00' THEN {back} + interval '{DAYS} days'"
+        f" ELSE {back} END"
+    )
 
 
 def pages(now: datetime, models: list[str]) -> list[tuple[str, str]]:
@@ -199,7 +229,7 @@ async def explain(store: SqlLedger, statements: list[tuple[str, Any]]) -> None:
                 print("      " + line)
 
 
-async def run(db: str, n: int, repeat: int, plans: bool) -> None:
+async def run(db: str, n: int, repeat: int, plans: bool, spread: bool) -> None:
     stack = load_stack(None, [], {})
     priced = sorted(stack.catalog.cards.values(), key=lambda c: c.prices.output)
     models = [c.id for c in priced if c.prices.output > 0][:3]
@@ -219,7 +249,7 @@ async def run(db: str, n: int, repeat: int, plans: bool) -> None:
         try:
             await store.open()
             now = datetime.now(UTC)
-            took = await fill(store, n, models, now)
+            took = await fill(store, n, models, now, spread)
             print(f"\n{db}: {n:,} rows inserted in {took:.1f} s ({n / took:,.0f} rows/s)")
             await measure(stack, store, now, models, repeat, plans)
         finally:
@@ -266,9 +296,14 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--plans", action="store_true")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="move each copy of the seed rows to other hours (a roll-up row per few records)",
+    )
     args = parser.parse_args()
     for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
-        asyncio.run(run(db, args.rows, args.repeat, args.plans))
+        asyncio.run(run(db, args.rows, args.repeat, args.plans, args.spread))
 
 
 if __name__ == "__main__":

@@ -49,12 +49,21 @@ async def test_totals_series_and_savings_match_the_rows(
 ) -> None:
     store, ledger = filled
     span = date_range(None, None, datetime.now(UTC).date())
-    totals = await sql.totals(store.engine, span)
+    spend = await sql.spend(store.engine, span, "model", 50)
+    totals = spend.totals
     assert totals.cost_usd == ledger.actual()
     assert totals.calls == len(ledger.records)
-    by_day = await sql.series(store.engine, span, "model")
+    assert totals.failed == sum(r.status == "error" for r in ledger.records)
+    assert sum(g.cost_usd for g in spend.groups) == ledger.actual()
+    assert {g.name: g.calls for g in spend.groups} == {
+        m: sum(r.model_id == m for r in ledger.records)
+        for m in {r.model_id for r in ledger.records}
+    }
+    by_day = spend.series
     drawn = sum(sum(v) for v in by_day.datasets.values())
     assert abs(Decimal(str(drawn)) - ledger.actual()) < Decimal("0.000001")
+    by_key = await sql.spend(store.engine, span, "key", 50)
+    assert {g.name for g in by_key.groups} == set(data.KEYS)
     per_decision = await savings.savings(store.engine, span, savings.PER_DECISION, PRICES)
     assert per_decision.actual_usd == ledger.actual()
     assert per_decision.counterfactual_usd == ledger.counterfactual()
@@ -66,7 +75,7 @@ async def test_hourly_buckets_are_utc_hours(filled: tuple[SqlLedger, data.Ledger
     store, ledger = filled
     today = datetime.now(UTC).date()
     span = date_range((today - timedelta(days=1)).isoformat(), today.isoformat(), today)
-    got = await sql.series(store.engine, span, "team")
+    got = (await sql.spend(store.engine, span, "team", 50)).series
     recent = [r for r in ledger.records if r.started_at >= span.since]
     hours = {r.started_at.strftime("%Y-%m-%d %H") for r in recent}
     assert set(got.labels) == hours
@@ -116,7 +125,8 @@ def test_derived_columns_pick_the_most_expensive_candidate() -> None:
 
 
 async def test_m009_fills_existing_rows(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = [m for m in migrations_module.MIGRATIONS if m[0] != "m009_dashboard"]
+    names = [name for name, _ in migrations_module.MIGRATIONS]
+    before = migrations_module.MIGRATIONS[: names.index("m009_dashboard")]
     monkeypatch.setattr(migrations_module, "MIGRATIONS", before)
     old = backend.make()
     assert isinstance(old, SqlLedger)

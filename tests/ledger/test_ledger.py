@@ -399,6 +399,7 @@ async def test_postgres_tables_live_in_the_schema_and_session_is_not_utc(
         "api_keys",
         "budgets",
         "reviews",
+        "call_rollups",
         "_modelyard_migrations",
     }
 

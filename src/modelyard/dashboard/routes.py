@@ -122,12 +122,13 @@ async def spend_page(request: Request) -> Response:
     async def build(db: AsyncEngine) -> dict[str, Any]:
         span = date_range(_q(request, "from"), _q(request, "to"), _today())
         dim = dimension(_q(request, "by"))
+        found = await sql.spend(db, span, dim, BREAKDOWN_ROWS)
         return {
             "span": span,
             "by": dim,
-            "totals": await sql.totals(db, span),
-            "series": await sql.series(db, span, dim),
-            "groups": await sql.breakdown(db, span, dim, BREAKDOWN_ROWS),
+            "totals": found.totals,
+            "series": found.series,
+            "groups": found.groups,
         }
 
     return await _render(request, "spend.html", build, dimensions=DIMENSIONS, by="model")

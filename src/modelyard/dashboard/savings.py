@@ -30,22 +30,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard.catalog.prices import MILLION, Prices
 from modelyard.dashboard.params import DateRange
-from modelyard.dashboard.sql import bucket_of, c, in_range, usd
+from modelyard.dashboard.sql import bucket_of, r, rolled_up, usd
+from modelyard.ledger.rollup import NONE
 
 # The operator's choice meaning "each request's own most expensive qualified model".
 PER_DECISION: Final = "per-decision"
 
 
-def served(span: DateRange) -> ColumnElement[bool]:
-    """The served answers in `span`: one per answered request."""
-    return and_(in_range(span), c.status == "ok", or_(c.role.is_(None), c.role == "answer"))
+def served() -> ColumnElement[bool]:
+    """Roll-up rows of served answers: one per answered request (role none or `answer`)."""
+    return and_(r.status == "ok", r.role.in_((NONE, "answer")))
+
+
+def _when_served(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.sum(case((served(), column), else_=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +94,35 @@ async def savings(
     db: AsyncEngine, span: DateRange, reference: str, prices: Mapping[str, Prices]
 ) -> Savings:
     """Savings in `span` against `reference` (a model id in `prices`, or PER_DECISION)."""
-    bucket = bucket_of(db.dialect.name, span.bucket)
-    ref = c.reference_model
-    served_stmt = (
+    bucket = bucket_of(db.dialect.name, span.bucket, r.hour)
+    ref = r.reference_model
+    # One pass over the roll-up: every row's cost is actual spend; the served rows'
+    # calls, tokens and cost, per reference model, price the counterfactual.
+    stmt = (
         select(
             bucket,
             ref,
-            func.count(),
-            func.sum(c.input_tokens),
-            func.sum(c.cached_input_tokens),
-            func.sum(c.output_tokens),
-            func.sum(c.cost_nanousd),
+            func.sum(r.cost_nanousd),
+            _when_served(r.calls),
+            _when_served(r.input_tokens),
+            _when_served(r.cached_input_tokens),
+            _when_served(r.output_tokens),
+            _when_served(r.cost_nanousd),
         )
-        .where(served(span))
+        .where(rolled_up(span))
         .group_by(bucket, ref)
     )
-    actual_stmt = select(bucket, func.sum(c.cost_nanousd)).where(in_range(span)).group_by(bucket)
     async with db.connect() as conn:
-        served_rows = (await conn.execute(served_stmt)).all()
-        actual_rows = (await conn.execute(actual_stmt)).all()
-    actual = {label: usd(nanos) for label, nanos in actual_rows}
+        rows = (await conn.execute(stmt)).all()
+    actual: dict[str, Decimal] = {}
     counter: dict[str, Decimal] = {}
     answered = unpriced = 0
     served_usd = Decimal(0)
-    for label, per_decision, count, tokens_in, cached, tokens_out, nanos in served_rows:
+    for label, stored_ref, all_nanos, count, tokens_in, cached, tokens_out, nanos in rows:
+        actual[label] = actual.get(label, Decimal(0)) + usd(all_nanos)
+        if not count:
+            continue
+        per_decision = None if stored_ref == NONE else stored_ref
         model = per_decision if reference == PER_DECISION else reference
         own_cost = usd(nanos)
         answered += int(count)

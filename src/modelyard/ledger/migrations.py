@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from modelyard.ledger.m009_dashboard import m009_dashboard
+from modelyard.ledger.m012_rollups import m012_call_rollups
 
 NANOS_PER_USD: Final = Decimal(10) ** 9
 MIGRATIONS_TABLE: Final = "_modelyard_migrations"
@@ -355,6 +356,7 @@ MIGRATIONS: list[Migration] = [
     ("m008_reviews", m008_reviews),
     ("m009_dashboard", m009_dashboard),
     ("m011_call_records_endpoint", m011_call_records_endpoint),
+    ("m012_call_rollups", m012_call_rollups),
 ]
 
 

@@ -69,6 +69,7 @@ from modelyard.ledger.records import (
     SpendScope,
     UsageRow,
 )
+from modelyard.ledger.rollup import ROLLUP_MIGRATION, contribution
 from modelyard.ledger.wal import (
     DEFAULT_STALE_AFTER_S,
     heartbeat,
@@ -176,6 +177,8 @@ class SqlLedger:
         self._engine: AsyncEngine | None = None
         self._stale_after_s = stale_after_s
         self._write_ahead = False
+        # Whether `call_rollups` exists (m012) and is kept by this store's writes.
+        self._rollup = False
         # This process's identity on `started` records (a new one per open).
         self._owner = new_owner()
         # Every write goes through one writer task (group commit). For SQLite this
@@ -203,7 +206,9 @@ class SqlLedger:
             return
         engine = self._create_engine()
         try:
-            self._write_ahead = await self._migrate(engine)
+            applied = await self._migrate(engine)
+            self._write_ahead = WRITE_AHEAD_MIGRATION in applied
+            self._rollup = ROLLUP_MIGRATION in applied
             self._engine = engine
             self._owner = new_owner()
             closed = 0
@@ -229,7 +234,7 @@ class SqlLedger:
             await self._writer.close()
             if self._write_ahead:
                 async with self._write_tx() as conn:
-                    await conn.run_sync(retire_writer, self._owner)
+                    await conn.run_sync(retire_writer, self._owner, self._rollup)
         finally:
             engine, self._engine = self._engine, None
             await engine.dispose()
@@ -248,9 +253,9 @@ class SqlLedger:
         # Pre-ping: a long-running server outlives PostgreSQL restarts.
         return create_async_engine(self._url, connect_args=connect_args, pool_pre_ping=True)
 
-    async def _migrate(self, engine: AsyncEngine) -> bool:
-        """Apply pending migrations; whether the write-ahead tables exist (a store
-        opened with an older migration list, as tests do, has none)."""
+    async def _migrate(self, engine: AsyncEngine) -> set[str]:
+        """Apply pending migrations; the names applied, now or before (a store opened
+        with an older migration list, as tests do, lacks the later tables)."""
         async with engine.connect() as conn:
             # BEGIN IMMEDIATE takes SQLite's write lock up front, so concurrent
             # openers queue on the busy timeout instead of deadlocking mid-way.
@@ -262,7 +267,7 @@ class SqlLedger:
                     )
                 await conn.run_sync(apply_migrations)
                 applied = set(await conn.scalars(select(migrations_table.c.name)))
-        return WRITE_AHEAD_MIGRATION in applied
+        return applied
 
     async def applied_migrations(self) -> list[tuple[str, datetime]]:
         """Names of the applied migrations with when each was applied, in that order."""
@@ -308,7 +313,9 @@ class SqlLedger:
             return await conn.run_sync(self._sweep)
 
     def _sweep(self, conn: Connection) -> int:
-        return sweep_dead_writers(conn, me=self._owner, stale_after_s=self._stale_after_s)
+        return sweep_dead_writers(
+            conn, me=self._owner, stale_after_s=self._stale_after_s, rollup=self._rollup
+        )
 
     async def _tick(self) -> None:
         """Heartbeat, then close what dead processes left open (on the writer task)."""
@@ -323,7 +330,36 @@ class SqlLedger:
     async def _commit(self, ops: Sequence[Op]) -> None:
         async with self._write_tx() as conn:
             for kind, params in group(ops):
-                await conn.execute(_STATEMENTS[kind], params)
+                if not self._rollup or kind not in ("insert", "finish"):
+                    await conn.execute(_STATEMENTS[kind], params)
+                    continue
+                # The roll-up changes in this same transaction (ledger.rollup).
+                if kind == "insert":
+                    await conn.execute(_STATEMENTS[kind], params)
+                    # A write-ahead batch (`started` only) counts for nothing yet.
+                    final = sorted(p["id"] for p in params if p["status"] != OPEN_STATUS)
+                else:
+                    final = sorted(p["b_id"] for p in params)
+                    await self._uncount(conn, final)
+                    await conn.execute(_STATEMENTS[kind], params)
+                if final:
+                    await conn.execute(contribution(self._dialect, 1), {"ids": final})
+
+    async def _uncount(self, conn: AsyncConnection, ids: list[str]) -> None:
+        """Take back what records about to be completed counted for: only a record a
+        sweep closed as interrupted counts at all, so usually nothing. On PostgreSQL
+        the read locks the rows, so a concurrent sweep cannot close one between this
+        and the update; SQLite's BEGIN IMMEDIATE already keeps every other writer out."""
+        if self._dialect == "postgresql":
+            # Every row locked, final or not: the status filter is applied after.
+            locked = select(_c.id, _c.status).where(_c.id.in_(ids)).with_for_update()
+            rows = (await conn.execute(locked)).all()
+            counted = sorted(row_id for row_id, status in rows if status != OPEN_STATUS)
+        else:
+            final = select(_c.id).where(_c.id.in_(ids), _c.status != OPEN_STATUS)
+            counted = sorted(await conn.scalars(final))
+        if counted:
+            await conn.execute(contribution(self._dialect, -1), {"ids": counted})
 
     @asynccontextmanager
     async def _write_tx(self) -> AsyncIterator[AsyncConnection]:

@@ -19,10 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
 
 from modelyard.ledger.migrations import call_records, ledger_writers
 from modelyard.ledger.records import INTERRUPTED_STATUS, OPEN_STATUS
+from modelyard.ledger.rollup import add_final
 
 # How long a silent writer on another host is presumed alive. Its open records wait
 # this long to be closed; a live process that stalls longer is closed by mistake,
@@ -62,8 +63,11 @@ def heartbeat(conn: Connection, owner: str) -> None:
         conn.execute(insert(ledger_writers).values(**row))
 
 
-def sweep_dead_writers(conn: Connection, *, me: str, stale_after_s: float) -> int:
-    """Unregister dead writers and close their `started` records as `interrupted`."""
+def sweep_dead_writers(
+    conn: Connection, *, me: str, stale_after_s: float, rollup: bool = False
+) -> int:
+    """Unregister dead writers and close their `started` records as `interrupted`
+    (counted in `call_rollups` too when `rollup`)."""
     w = ledger_writers.c
     now = time.time()
     dead = [
@@ -74,24 +78,28 @@ def sweep_dead_writers(conn: Connection, *, me: str, stale_after_s: float) -> in
     if dead:
         conn.execute(delete(ledger_writers).where(w.owner.in_(dead)))
     c = call_records.c
-    closed = conn.execute(
-        update(call_records)
-        .where(
-            c.status == OPEN_STATUS,
-            or_(c.owner.is_(None), c.owner.not_in(select(w.owner))),
-        )
-        .values(status=INTERRUPTED_STATUS, usage_source="estimated")
-    )
-    return int(closed.rowcount)
+    ownerless = or_(c.owner.is_(None), c.owner.not_in(select(w.owner)))
+    orphaned = and_(c.status == OPEN_STATUS, ownerless)
+    return _interrupt(conn, orphaned, rollup)
 
 
-def retire_writer(conn: Connection, owner: str) -> None:
+def _interrupt(conn: Connection, which: ColumnElement[bool], rollup: bool) -> int:
+    """Close the open records `which` as interrupted; how many. The ids come back from
+    the UPDATE itself (RETURNING), so the roll-up counts exactly the rows this
+    transaction closed and now holds locked, never one a live process completed
+    meanwhile."""
+    stmt = update(call_records).where(which)
+    values = {"status": INTERRUPTED_STATUS, "usage_source": "estimated"}
+    if not rollup:
+        return int(conn.execute(stmt.values(values)).rowcount)
+    ids = list(conn.scalars(stmt.values(values).returning(call_records.c.id)))
+    add_final(conn, ids)
+    return len(ids)
+
+
+def retire_writer(conn: Connection, owner: str, rollup: bool = False) -> None:
     """On a clean close: this process's still-open attempts will never complete, so
     close them as interrupted now, and unregister."""
     c = call_records.c
-    conn.execute(
-        update(call_records)
-        .where(c.status == OPEN_STATUS, c.owner == owner)
-        .values(status=INTERRUPTED_STATUS, usage_source="estimated")
-    )
+    _interrupt(conn, and_(c.status == OPEN_STATUS, c.owner == owner), rollup)
     conn.execute(delete(ledger_writers).where(ledger_writers.c.owner == owner))
