@@ -320,7 +320,8 @@ def _anthropic_sse(*events: dict[str, Any]) -> list[str]:
     return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
 
 
-async def test_a_failure_mid_stream_ends_with_an_error_event(gateway: Gateway) -> None:
+def _push_cut_stream(gateway: Gateway, text: str, error_type: str, message: str) -> None:
+    """The Anthropic upstream starts a text answer, sends `text`, then an error event."""
     start = {
         "id": "msg_1",
         "type": "message",
@@ -331,23 +332,21 @@ async def test_a_failure_mid_stream_ends_with_an_error_event(gateway: Gateway) -
         "stop_sequence": None,
         "usage": {"input_tokens": 10, "output_tokens": 1},
     }
+    text_block = {"type": "text", "text": ""}
+    delta = {"type": "text_delta", "text": text}
     gateway.upstream.script.push(
         ANTHROPIC_PATH,
         chunks=_anthropic_sse(
             {"type": "message_start", "message": start},
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": "Part"},
-            },
-            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            {"type": "content_block_start", "index": 0, "content_block": text_block},
+            {"type": "content_block_delta", "index": 0, "delta": delta},
+            {"type": "error", "error": {"type": error_type, "message": message}},
         ),
     )
+
+
+async def test_a_failure_mid_stream_ends_with_an_error_event(gateway: Gateway) -> None:
+    _push_cut_stream(gateway, "Part", "overloaded_error", "Overloaded")
     response = await gateway.http.post("/v1/messages", json=body(model="claude", stream=True))
     assert response.status_code == 200
     events = parse_sse(response.text)
@@ -363,33 +362,7 @@ async def test_a_failure_mid_stream_ends_with_an_error_event(gateway: Gateway) -
 
 
 async def test_the_sdk_raises_on_a_mid_stream_error_event(gateway: Gateway) -> None:
-    start = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-test",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 10, "output_tokens": 1},
-    }
-    gateway.upstream.script.push(
-        ANTHROPIC_PATH,
-        chunks=_anthropic_sse(
-            {"type": "message_start", "message": start},
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": "Par"},
-            },
-            {"type": "error", "error": {"type": "api_error", "message": "boom"}},
-        ),
-    )
+    _push_cut_stream(gateway, "Par", "api_error", "boom")
     seen: list[str] = []
     with pytest.raises(anthropic.APIStatusError) as caught:
         async with gateway.sdk.messages.stream(
