@@ -248,7 +248,7 @@ class Executor:
         card = candidate.card
         req = decision.requirements
         estimate = reservation(card, req.prompt_tokens, req.max_output_tokens)
-        record = self._record(decision, ctx, attempt, estimate, OPEN_STATUS, None, None)
+        record = self.record_of(decision, ctx, attempt, estimate, OPEN_STATUS, None, None)
         gate = self.budgets if ctx.principal is not None else None
         if gate is not None and ctx.principal is not None:
             # Reserved before the write-ahead: a refused reservation writes nothing.
@@ -588,7 +588,7 @@ class Executor:
         # Completing a written-ahead record sets the outcome only: its reasons were
         # stored with it, so they are not built again.
         ahead = attempt.record_id is not None
-        record = self._record(
+        record = self.record_of(
             decision,
             ctx,
             attempt,
@@ -613,7 +613,7 @@ class Executor:
             self.telemetry.attempt_billed(record)
         return record.cost_usd
 
-    def _record(
+    def record_of(
         self,
         decision: Decision,
         ctx: CallContext,
@@ -627,6 +627,7 @@ class Executor:
         reasons: bool = True,
         verifier_score: float | None = None,
     ) -> CallRecord:
+        """The ledger record of `attempt` (billing, decision, who spent it)."""
         card = attempt.candidate.card
         cost = usage.cost_usd if usage.cost_usd is not None else card.prices.cost(usage)
         who = ctx.principal

@@ -10,6 +10,7 @@ what that cost (what the hit saved).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,11 +24,11 @@ from modelyard.cache.response_cache import Probe
 from modelyard.catalog.cards import ModelCard
 from modelyard.catalog.catalog import Catalog
 from modelyard.keys import Principal
-from modelyard.ledger.records import CACHED_STATUS, CallRecord
+from modelyard.ledger.records import CACHED_STATUS
 from modelyard.live_stream import LiveStream, no_more_chunks
 from modelyard.routing.plan import Decision, RankedCandidate, Score
 from modelyard.routing.requirements import infer_capabilities
-from modelyard.types import ChatRequest, Money, Requirements
+from modelyard.types import ChatRequest, Money, Requirements, Usage
 
 if TYPE_CHECKING:
     from modelyard.executor import Executor
@@ -101,29 +102,10 @@ async def record_hit(
     streamed: bool,
 ) -> None:
     """The hit's ledger record (`cached`, cost 0), committed before the answer goes out."""
-    card = attempt.candidate.card
-    who = ctx.principal
-    record = CallRecord(
-        id=ex.ids(),
-        request_id=ctx.request_id,
-        decision_id=decision.id,
-        policy=decision.policy,
-        model_id=card.id,
-        deployment=card.deployment.name,
-        upstream_model=card.upstream,
-        attempt=attempt.number,
-        started_at=attempt.started_at,
-        latency_ms=(ex.monotonic() - attempt.t0) * 1000,
-        status=CACHED_STATUS,
-        cost_usd=Decimal(0),
-        streamed=streamed,
-        caller=ctx.caller,
-        reasons={**decision.explain(), "cache": _cache_reasons(probe, answer)},
-        confidence=answer.confidence,
-        key_id=who.key_id if who else None,
-        team=who.team if who else None,
-        tags=",".join(who.tags) if who and who.tags else None,
-    )
+    free = Usage(cost_usd=Decimal(0))
+    base = ex.record_of(decision, ctx, attempt, free, CACHED_STATUS, None, answer.confidence)
+    cache = _cache_reasons(probe, answer)
+    record = replace(base, streamed=streamed, reasons={**base.reasons, "cache": cache})
     with anyio.CancelScope(shield=True):
         await ex.ledger.write(record)
 
