@@ -21,7 +21,12 @@ from modelyard.providers.anthropic_wire import (
     parse_message,
 )
 from modelyard.providers.base import DeploymentSettings
-from modelyard.providers.http import error_for_status, redact, translate_transport_errors
+from modelyard.providers.http import (
+    error_for_status,
+    json_payload,
+    redact,
+    translate_transport_errors,
+)
 from modelyard.providers.sse import sse_events
 from modelyard.types import ChatRequest, Chunk, Completion
 
@@ -52,14 +57,7 @@ class AnthropicMessagesAdapter:
             )
         if response.is_error:
             raise self._status_error(response)
-        try:
-            payload = json.loads(self._redact(response.text))
-        except ValueError as exc:
-            raise ProviderResponseError(
-                f"{name}: response body is not JSON",
-                provider=name,
-                upstream_status=response.status_code,
-            ) from exc
+        payload = json_payload(response, name, self._redact(response.text))
         return parse_message(payload, json_tool=json_schema_tool(request), provider=name)
 
     async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[Chunk]:

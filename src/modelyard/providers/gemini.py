@@ -10,18 +10,17 @@ I/O and sends every failure through the one error boundary in `providers.http`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
 
-from modelyard.errors import ProviderError, ProviderResponseError
+from modelyard.errors import ProviderError
 from modelyard.providers.base import DeploymentSettings
 from modelyard.providers.gemini_response import error_from_body, parse_response
 from modelyard.providers.gemini_stream import StreamTranslator
 from modelyard.providers.gemini_wire import build_body
-from modelyard.providers.http import redact, translate_transport_errors
+from modelyard.providers.http import json_payload, redact, translate_transport_errors
 from modelyard.providers.sse import sse_events
 from modelyard.types import ChatRequest, Chunk, Completion
 
@@ -56,14 +55,7 @@ class GeminiAdapter:
             )
         if response.is_error:
             raise self._status_error(response)
-        try:
-            payload = json.loads(self._redact(response.text))
-        except ValueError as exc:
-            raise ProviderResponseError(
-                f"{name}: response body is not JSON",
-                provider=name,
-                upstream_status=response.status_code,
-            ) from exc
+        payload = json_payload(response, name, self._redact(response.text))
         return parse_response(payload, upstream_model, name)
 
     async def stream(self, request: ChatRequest, upstream_model: str) -> AsyncIterator[Chunk]:

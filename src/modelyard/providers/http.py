@@ -8,9 +8,11 @@ error message out of a body.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -20,6 +22,7 @@ from modelyard.errors import (
     ProviderError,
     ProviderOverloadedError,
     ProviderRateLimitError,
+    ProviderResponseError,
     ProviderServerError,
     ProviderTimeoutError,
     UpstreamRequestError,
@@ -92,4 +95,17 @@ def translate_transport_errors(provider: str) -> Iterator[None]:
     except httpx.TransportError as exc:
         raise ProviderConnectionError(
             f"{provider}: could not reach upstream ({type(exc).__name__})", provider=provider
+        ) from exc
+
+
+def json_payload(response: httpx.Response, provider: str, text: str) -> Any:
+    """The answer's JSON (`text`: its body, already redacted); a body that is not
+    JSON is the provider's fault, a retryable `ProviderResponseError`."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ProviderResponseError(
+            f"{provider}: response body is not JSON",
+            provider=provider,
+            upstream_status=response.status_code,
         ) from exc
